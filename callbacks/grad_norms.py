@@ -1,0 +1,42 @@
+"""Logs gradient norms: the whole model's and each top-level part's (every block on its own)."""
+
+from collections import defaultdict
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import grad_norm
+
+
+class GradNormLogger(pl.Callback):
+    """Logs `grad_norm/total` and `grad_norm/<part>` before clipping, on logging steps only.
+
+    A part is a top-level child of the module, with lists split per item: `blocks.0`, `blocks.1`, ...,
+    `tok_emb`, `ln_f` for GPT2Mini. Norms are combined from Lightning's per-parameter `grad_norm`.
+    """
+
+    def __init__(self, norm_type: float = 2.0) -> None:
+        self.norm_type = norm_type
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        if trainer.global_step % trainer.log_every_n_steps != 0:
+            return
+        norms = grad_norm(pl_module, self.norm_type)
+        if not norms:
+            return
+        total = norms.pop(f"grad_{float(self.norm_type)}_norm_total")
+        parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+        for key, value in norms.items():
+            parts[_part_of(key.split("/", 1)[1])].append(value)
+        logged = {f"grad_norm/{part}": torch.stack(v).norm(self.norm_type) for part, v in parts.items()}
+        logged["grad_norm/total"] = total
+        pl_module.log_dict(logged)
+
+
+def _part_of(param_name: str) -> str:
+    """'blocks.2.attn.c_attn.weight' -> 'blocks.2'; 'ln_f.weight' -> 'ln_f'."""
+    first, *rest = param_name.split(".")
+    if rest and rest[0].isdigit():
+        return f"{first}.{rest[0]}"
+    return first

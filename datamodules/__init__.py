@@ -1,0 +1,6 @@
+"""LightningDataModules: where each model's data comes from."""
+
+from datamodules.char_data import CharDataModule
+from datamodules.char_tokenizer import CharTokenizer
+
+__all__ = ["CharDataModule", "CharTokenizer"]

@@ -1,0 +1,5 @@
+"""LightningModules: each is a system (a network plus how it trains, validates and samples)."""
+
+from lightning_modules.gpt2_mini import GPT2Mini
+
+__all__ = ["GPT2Mini"]

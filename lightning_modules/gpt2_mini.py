@@ -1,0 +1,220 @@
+"""GPT2Mini: a character-level, decoder-only GPT-2-style transformer, and how it trains and generates."""
+
+import math
+from functools import partial
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datamodules.char_tokenizer import CharTokenizer
+from errors import UserInputError
+from lightning_modules.lr_schedule import warmup_cosine
+from lightning_modules.transformer import AttentionImpl, Block, LayerNormStyle
+
+
+class GPT2Mini(pl.LightningModule):
+    """Token + position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
+
+    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`) are documented on `Block`.
+    `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model
+    loaded with `load_from_checkpoint` can encode and decode text without its training data.
+    `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
+    part of the model and are not saved with it.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        block_size: int = 256,
+        dropout: float = 0.1,
+        learning_rate: float = 3e-4,
+        weight_decay: float = 0.1,
+        ln_style: LayerNormStyle = "pre",
+        disable_residual: bool = False,
+        disable_attention: bool = False,
+        warmup_steps: int = 100,
+        lr_decay_steps: int | None = None,
+        min_lr: float | None = None,
+        betas: tuple[float, float] = (0.9, 0.95),
+        attn_impl: AttentionImpl = "sdpa",
+        chars: list[str] | None = None,
+        max_new_tokens: int = 500,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_config(vocab_size, n_layer, n_head, n_embd, block_size, dropout, learning_rate, ln_style, attn_impl)
+        if chars is not None and len(chars) != vocab_size:
+            raise UserInputError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}; they must match.")
+        self.save_hyperparameters(ignore=["max_new_tokens", "temperature", "top_k"])
+        self.tokenizer = CharTokenizer(chars) if chars is not None else None
+        self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
+
+        self.tok_emb = nn.Embedding(vocab_size, n_embd)
+        self.pos_emb = nn.Embedding(block_size, n_embd)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl)
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2: scale the residual-path projections by depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+        T = idx.size(1)
+        if T > self.hparams.block_size:
+            raise ValueError(f"Sequence of length {T} is longer than block_size {self.hparams.block_size}.")
+        pos = torch.arange(T, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        for block in self.blocks:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Parameter count; `non_embedding` leaves out the position embedding (token embedding is tied)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.pos_emb.weight.numel() - self.tok_emb.weight.numel() if non_embedding else n
+
+    # ---- training -------------------------------------------------------------------------------
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.log("val_loss", self._loss(batch), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.log("test_loss", self._loss(batch), sync_dist=True, batch_size=batch[0].size(0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone.
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
+        decay_steps = hp.lr_decay_steps or int(self.trainer.estimated_stepping_batches)
+        min_lr = hp.min_lr if hp.min_lr is not None else hp.learning_rate / 10
+        schedule = partial(
+            warmup_cosine,
+            warmup_steps=hp.warmup_steps,
+            decay_steps=decay_steps,
+            min_lr_ratio=min_lr / hp.learning_rate,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("chars")
+        if saved is not None and self.hparams.chars is not None and list(saved) != list(self.hparams.chars):
+            raise UserInputError(
+                f"The checkpoint was trained on a text with a different vocabulary ({len(saved)} characters) "
+                f"from this run's data ({len(self.hparams.chars)} characters). "
+                "Pass the same --data.data_path the checkpoint was trained with."
+            )
+
+    # ---- generation -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+    ) -> torch.Tensor:
+        """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
+
+        The context is cropped to the last `block_size` tokens. `temperature=0` picks the most likely
+        token (greedy); `top_k` samples only among the k most likely.
+        """
+        if temperature < 0:
+            raise UserInputError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
+        if top_k is not None and top_k < 1:
+            raise UserInputError(f"top_k must be at least 1, got {top_k}.")
+        was_training = self.training
+        self.eval()
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -self.hparams.block_size :])[:, -1, :]
+            idx_next = self._pick_next(logits, temperature, top_k)
+            idx = torch.cat((idx, idx_next), dim=1)
+        self.train(was_training)
+        return idx
+
+    @staticmethod
+    def _pick_next(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
+        if temperature == 0:
+            return logits.argmax(dim=-1, keepdim=True)
+        logits = logits / temperature
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
+
+    def generate_text(
+        self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+    ) -> str:
+        """Continue `prompt`; returns the prompt followed by `max_new_tokens` new characters."""
+        if self.tokenizer is None:
+            raise UserInputError("This model has no vocabulary: build it with `chars=` or load it from a checkpoint.")
+        if not prompt:
+            raise UserInputError("The prompt is empty: give at least one character to start from, e.g. a newline.")
+        idx = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long, device=self.device)
+        out = self.generate(idx, max_new_tokens, temperature, top_k)
+        return self.tokenizer.decode(out[0].tolist())
+
+    def predict_step(self, batch: list[str], batch_idx: int) -> list[str]:
+        return [self.generate_text(p, self.max_new_tokens, self.temperature, self.top_k) for p in batch]
+
+
+def _check_config(
+    vocab_size: int,
+    n_layer: int,
+    n_head: int,
+    n_embd: int,
+    block_size: int,
+    dropout: float,
+    learning_rate: float,
+    ln_style: str,
+    attn_impl: str,
+) -> None:
+    sizes = {"vocab_size": vocab_size, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "block_size": block_size}
+    for name, value in sizes.items():
+        if value <= 0:
+            raise UserInputError(f"{name} must be a positive integer, got {value}.")
+    if n_embd % n_head != 0:
+        raise UserInputError(
+            f"n_embd ({n_embd}) must be divisible by n_head ({n_head}): each head gets n_embd / n_head channels."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
+    if learning_rate <= 0:
+        raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
+    if ln_style not in ("pre", "post"):
+        raise UserInputError(f"ln_style must be 'pre' or 'post', got {ln_style!r}.")
+    if attn_impl not in ("sdpa", "manual"):
+        raise UserInputError(f"attn_impl must be 'sdpa' or 'manual', got {attn_impl!r}.")
