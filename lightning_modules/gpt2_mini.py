@@ -117,8 +117,8 @@ class GPT2Mini(pl.LightningModule):
         # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone.
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
+            {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
         decay_steps = hp.lr_decay_steps or int(self.trainer.estimated_stepping_batches)

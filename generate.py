@@ -1,0 +1,79 @@
+"""Generate text from a GPT2Mini checkpoint, once or interactively.
+
+    python generate.py runs/gpt2_mini/lightning_logs/version_0/checkpoints/last.ckpt --prompt "The "
+    python generate.py path/to/last.ckpt --interactive
+
+Interactive mode reads one prompt per line from stdin and prints its continuation; an empty line starts
+from a newline. It ends on EOF (Ctrl-D) or Ctrl-C.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from errors import UserInputError
+from lightning_modules import GPT2Mini
+
+
+def load_model(ckpt_path: str, device: str = "cpu") -> GPT2Mini:
+    """A GPT2Mini ready to generate, or a `UserInputError` saying why the file cannot give one."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserInputError(f"Checkpoint not found: {path}.")
+    try:
+        model = GPT2Mini.load_from_checkpoint(path, map_location=device)
+    except Exception as err:
+        raise UserInputError(f"{path} is not a GPT2Mini checkpoint that can be loaded ({type(err).__name__}: {err}).") from None
+    if model.tokenizer is None:
+        raise UserInputError(f"{path} has no vocabulary saved with it, so it cannot turn text into tokens.")
+    return model.eval()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt_path", help="a GPT2Mini .ckpt file, e.g. .../checkpoints/last.ckpt")
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max_new_tokens", type=int, default=500)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 picks the most likely character")
+    parser.add_argument("--top_k", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
+    parser.add_argument("--interactive", action="store_true", help="read prompts from stdin in a loop")
+    return parser.parse_args(argv)
+
+
+def interactive(model: GPT2Mini, args: argparse.Namespace) -> None:
+    print("Type a prompt and press Enter (Ctrl-D or Ctrl-C to quit).", file=sys.stderr)
+    while True:
+        try:
+            prompt = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return
+        try:
+            print(model.generate_text(prompt or "\n", args.max_new_tokens, args.temperature, args.top_k))
+        except UserInputError as err:
+            print(f"error: {err}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    try:
+        model = load_model(args.ckpt_path, args.device)
+        if args.interactive:
+            interactive(model, args)
+        else:
+            print(model.generate_text(args.prompt, args.max_new_tokens, args.temperature, args.top_k))
+    except UserInputError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""GPT2Mini through train.py: learning, checkpoints, resume, predict, and errors on the command line."""
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from lightning_modules import GPT2Mini
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(root: Path, text: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(REPO / "configs/gpt2_mini.yaml"),
+        "--trainer.default_root_dir", str(root),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        "--trainer.max_steps", "40",
+        "--trainer.val_check_interval", "20",
+        "--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "32", "--model.dropout", "0.0",
+        "--model.learning_rate", "1e-2", "--model.warmup_steps", "5",
+        "--data.data_path", str(text), "--data.block_size", "16", "--data.batch_size", "16",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 40-step run on a repetitive text, shared by the tests that need a trained checkpoint."""
+    root = tmp_path_factory.mktemp("run")
+    text = root / "tiny.txt"
+    text.write_text("hello world, the lab says hi.\n" * 120, encoding="utf-8")
+    cli = train.LabCLI(args=["fit", *tiny_args(root, text)])
+    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    return cli, root, text, ckpt
+
+
+def test_a_few_dozen_steps_drive_the_loss_well_below_a_uniform_guess(trained):
+    cli, *_ = trained
+    uniform = math.log(cli.datamodule.vocab_size)
+    assert cli.trainer.global_step == 40
+    assert cli.trainer.callback_metrics["val_loss"] < 0.3 * uniform
+    assert cli.trainer.callback_metrics["train_loss"] < 0.3 * uniform
+
+
+def test_run_writes_tensorboard_logs_and_checkpoints(trained):
+    cli, root, _, ckpt = trained
+    run_dir = Path(cli.trainer.log_dir)
+    assert run_dir.is_relative_to(root)
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert ckpt.name == "last.ckpt" and ckpt.parent == run_dir / "checkpoints"
+    assert Path(cli.trainer.checkpoint_callback.best_model_path).exists()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train_loss", "val_loss", "lr-AdamW/decay", "grad_norm/total", "grad_norm/blocks.0", "grad_norm/tok_emb"} <= scalars
+    assert len(events.Scalars("train_loss")) == 40 // 10  # every log_every_n_steps
+    assert len(events.Scalars("val_loss")) == 2
+    assert "samples/text_summary" in events.Tags()["tensors"]  # TextSampleCallback, at each validation
+
+
+def test_checkpoint_holds_plain_data_and_generates_on_its_own(trained):
+    cli, _, _, ckpt = trained
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["hyper_parameters"]["chars"] == cli.datamodule.chars
+    model = GPT2Mini.load_from_checkpoint(ckpt, map_location="cpu")
+    for name, value in cli.model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value.cpu())
+    assert model.tokenizer.vocab_size == cli.datamodule.vocab_size
+    assert model.tokenizer.decode(model.tokenizer.encode("hello")) == "hello"
+    text = model.generate_text("hello", max_new_tokens=25, temperature=0)
+    assert text.startswith("hello") and "the lab says" in text  # it learned the repeated line
+
+
+def test_resume_continues_step_optimizer_and_schedule(trained):
+    _, root, text, ckpt = trained
+    before = torch.load(ckpt, weights_only=True)
+    cli = train.LabCLI(args=["fit", *tiny_args(root, text, "--trainer.max_steps", "60"), "--ckpt_path", str(ckpt)])
+    assert cli.trainer.global_step == 60
+    after = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    assert before["optimizer_states"][0]["state"][0]["step"] == 40
+    assert after["optimizer_states"][0]["state"][0]["step"] == 60
+    assert after["lr_schedulers"][0]["last_epoch"] == 60
+    assert before["lr_schedulers"][0]["last_epoch"] == 40
+
+
+def test_predict_prints_and_writes_generated_text(trained, capsys):
+    _, root, text, ckpt = trained
+    args = tiny_args(root, text, "--model.max_new_tokens", "12", "--model.temperature", "0")
+    cli = train.LabCLI(args=["predict", *args, "--data.prompts", '["hello", "the lab"]', "--ckpt_path", str(ckpt)])
+    written = (Path(cli.trainer.log_dir) / "predictions.txt").read_text()
+    assert written.startswith("hello") and "the lab says" in written
+    assert "the lab says" in capsys.readouterr().out
+
+
+def test_short_text_builds_the_model_with_the_reduced_block_size(tmp_path):
+    text = tmp_path / "short.txt"
+    text.write_text("abcdefghij" * 6)
+    args = tiny_args(tmp_path, text, "--data.block_size", "256", "--trainer.max_steps", "2")
+    with pytest.warns(UserWarning, match="too short"):
+        cli = train.LabCLI(args=["fit", *args])
+    assert cli.model.hparams.block_size == cli.datamodule.block_size < 256
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model.n_head", "3"], r"n_embd \(32\) must be divisible by n_head \(3\)"),
+        (["--data.data_path", "missing.txt"], "Data file not found: missing.txt"),
+        (["--ckpt_path", "nowhere.ckpt"], "Checkpoint not found: nowhere.ckpt"),
+    ],
+)
+def test_user_mistakes_exit_with_one_clear_message(tmp_path, repetitive_text, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["fit", *tiny_args(tmp_path, repetitive_text), *extra])
+    assert exit_info.value.code.startswith("error: ")
+    assert re.search(message, exit_info.value.code)
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_unknown_switch_value_is_a_usage_error(tmp_path, repetitive_text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["fit", *tiny_args(tmp_path, repetitive_text), "--model.ln_style", "middle"])
+    assert exit_info.value.code == 2
+    assert "ln_style" in capsys.readouterr().err
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "fit", "--config", "configs/gpt2_mini.yaml", "--data.data_path", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a directory; --data.data_path must name a UTF-8 text file."

@@ -1,0 +1,133 @@
+"""GPT2Mini on its own: shapes, causality, tying, generation, and clear errors at construction."""
+
+import math
+
+import pytest
+import torch
+
+from errors import UserInputError
+from lightning_modules import GPT2Mini
+from lightning_modules.lr_schedule import warmup_cosine
+
+CHARS = list("\n abcdefgh")
+
+
+def tiny(**kwargs) -> GPT2Mini:
+    torch.manual_seed(0)
+    args = dict(vocab_size=len(CHARS), n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.0, chars=CHARS)
+    return GPT2Mini(**{**args, **kwargs}).eval()
+
+
+def test_logits_shape():
+    idx = torch.randint(0, len(CHARS), (3, 10))
+    assert tiny()(idx).shape == (3, 10, len(CHARS))
+
+
+def test_builds_without_datamodule_or_trainer():
+    model = GPT2Mini(vocab_size=65, n_layer=2)
+    assert model(torch.zeros(1, 5, dtype=torch.long)).shape == (1, 5, 65)
+
+
+@pytest.mark.parametrize("attn_impl", ["sdpa", "manual"])
+def test_changing_token_t_never_changes_earlier_logits(attn_impl):
+    model = tiny(attn_impl=attn_impl)
+    idx = torch.randint(0, len(CHARS), (1, 16), generator=torch.Generator().manual_seed(0))
+    t = 9
+    changed = idx.clone()
+    changed[0, t] = (idx[0, t] + 1) % len(CHARS)
+    before, after = model(idx), model(changed)
+    torch.testing.assert_close(after[:, :t], before[:, :t])
+    assert not torch.allclose(after[:, t:], before[:, t:])
+
+
+def test_lm_head_is_tied_to_token_embedding():
+    model = tiny()
+    assert model.lm_head.weight is model.tok_emb.weight
+    counted_once = sum(p.numel() for p in model.parameters())
+    assert counted_once == model.num_parameters()
+    assert counted_once < sum(p.numel() for p in model.state_dict().values())
+
+
+def test_sdpa_model_equals_manual_model():
+    idx = torch.randint(0, len(CHARS), (2, 16))
+    manual = tiny(attn_impl="manual")
+    torch.testing.assert_close(tiny()(idx), manual(idx), atol=1e-5, rtol=1e-5)
+
+
+def test_disable_attention_makes_attention_weights_irrelevant():
+    model = tiny(disable_attention=True)
+    idx = torch.randint(0, len(CHARS), (2, 16))
+    before = model(idx)
+    with torch.no_grad():
+        for block in model.blocks:
+            for p in block.attn.parameters():
+                p.normal_()
+    torch.testing.assert_close(model(idx), before)
+
+
+def test_greedy_generation_is_top_k_1_and_extends_past_block_size():
+    model = tiny()
+    start = torch.zeros(1, 1, dtype=torch.long)
+    greedy = model.generate(start, max_new_tokens=40, temperature=0)
+    torch.manual_seed(5)
+    top1 = model.generate(start, max_new_tokens=40, top_k=1)
+    assert greedy.shape == (1, 41)
+    assert torch.equal(greedy, top1)
+
+
+def test_generate_text_keeps_the_prompt_and_adds_characters():
+    text = tiny().generate_text("ab", max_new_tokens=7)
+    assert text.startswith("ab") and len(text) == 9 and set(text) <= set(CHARS)
+
+
+def test_prompt_with_unknown_characters_names_them():
+    with pytest.raises(UserInputError, match=r"'Z', 'x'"):
+        tiny().generate_text("abxZ", max_new_tokens=3)
+
+
+def test_empty_prompt_is_refused():
+    with pytest.raises(UserInputError, match="empty"):
+        tiny().generate_text("", max_new_tokens=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_embd": 30, "n_head": 4}, r"n_embd \(30\).*n_head \(4\)"),
+        ({"ln_style": "middle"}, "ln_style must be 'pre' or 'post'"),
+        ({"n_layer": 0}, "n_layer must be a positive integer"),
+        ({"block_size": -1}, "block_size must be a positive integer"),
+        ({"vocab_size": 0, "chars": None}, "vocab_size must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive"),
+        ({"chars": list("abc")}, "chars has 3 characters but vocab_size is 10"),
+    ],
+)
+def test_bad_configuration_gets_a_clear_error(kwargs, message):
+    with pytest.raises(UserInputError, match=message):
+        tiny(**kwargs)
+
+
+def test_weight_decay_skips_biases_and_layernorm():
+    model = tiny()
+    model.trainer = type("T", (), {"estimated_stepping_batches": 100})()
+    optimizer = model.configure_optimizers()["optimizer"]
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert any(p is model.blocks[0].ln1.weight for p in plain["params"])
+
+
+def test_warmup_cosine_schedule():
+    lr = [warmup_cosine(s, warmup_steps=10, decay_steps=110, min_lr_ratio=0.1) for s in range(200)]
+    assert lr[0] < lr[5] < lr[9] < 1.0
+    assert lr[10] == pytest.approx(1.0)
+    assert lr[60] == pytest.approx(0.55)
+    assert all(a >= b for a, b in zip(lr[10:110], lr[11:111]))
+    assert lr[110:] == [0.1] * 90
+
+
+def test_uniform_guess_loss_is_log_vocab():
+    """At initialisation the logits are near zero, so the loss starts near log(vocab_size)."""
+    model = tiny()
+    x, y = torch.randint(0, len(CHARS), (2, 8, 16))
+    assert model._loss((x, y)).item() == pytest.approx(math.log(len(CHARS)), abs=0.1)
