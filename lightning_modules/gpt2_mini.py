@@ -18,7 +18,7 @@ from lightning_modules.transformer import AttentionImpl, Block, LayerNormStyle
 class GPT2Mini(pl.LightningModule):
     """Token + position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
 
-    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`) are documented on `Block`.
+    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`, `bias`) are documented on `Block`.
     `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model
     loaded with `load_from_checkpoint` can encode and decode text without its training data.
     `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
@@ -43,6 +43,7 @@ class GPT2Mini(pl.LightningModule):
         min_lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.95),
         attn_impl: AttentionImpl = "sdpa",
+        bias: bool = True,
         chars: list[str] | None = None,
         max_new_tokens: int = 500,
         temperature: float = 1.0,
@@ -60,10 +61,10 @@ class GPT2Mini(pl.LightningModule):
         self.pos_emb = nn.Embedding(block_size, n_embd)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl)
+            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl, bias)
             for _ in range(n_layer)
         )
-        self.ln_f = nn.LayerNorm(n_embd)
+        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
         self.apply(self._init_weights)

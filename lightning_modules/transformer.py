@@ -23,14 +23,20 @@ class CausalSelfAttention(nn.Module):
     """
 
     def __init__(
-        self, n_embd: int, n_head: int, block_size: int, dropout: float, attn_impl: AttentionImpl = "sdpa"
+        self,
+        n_embd: int,
+        n_head: int,
+        block_size: int,
+        dropout: float,
+        attn_impl: AttentionImpl = "sdpa",
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.n_head = n_head
         self.attn_impl = attn_impl
         self.dropout = dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)  # queries, keys and values in one matmul
-        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # queries, keys and values in one matmul
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.attn_dropout = nn.Dropout(dropout)
         self.resid_dropout = nn.Dropout(dropout)
         causal_mask = torch.tril(torch.ones(block_size, block_size, dtype=torch.bool))
@@ -60,11 +66,11 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network: widen 4x, GELU, project back."""
 
-    def __init__(self, n_embd: int, dropout: float) -> None:
+    def __init__(self, n_embd: int, dropout: float, bias: bool = True) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd)
+        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * n_embd, n_embd)
+        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +83,7 @@ class Block(nn.Module):
     - `ln_style="pre"` (GPT-2): x + sublayer(LN(x)). `"post"` (original Transformer): LN(x + sublayer(x)).
     - `disable_residual`: the block outputs the sublayer's result without adding its input back.
     - `disable_attention`: the attention sublayer is skipped, leaving an MLP-only block.
+    `bias=False` drops the biases of the Linear and LayerNorm layers (nanoGPT's default).
     """
 
     def __init__(
@@ -89,15 +96,16 @@ class Block(nn.Module):
         disable_residual: bool = False,
         disable_attention: bool = False,
         attn_impl: AttentionImpl = "sdpa",
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.ln_style = ln_style
         self.disable_residual = disable_residual
         self.disable_attention = disable_attention
-        self.ln1 = nn.LayerNorm(n_embd)
-        self.attn = CausalSelfAttention(n_embd, n_head, block_size, dropout, attn_impl)
-        self.ln2 = nn.LayerNorm(n_embd)
-        self.mlp = MLP(n_embd, dropout)
+        self.ln1 = nn.LayerNorm(n_embd, bias=bias)
+        self.attn = CausalSelfAttention(n_embd, n_head, block_size, dropout, attn_impl, bias)
+        self.ln2 = nn.LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.disable_attention:

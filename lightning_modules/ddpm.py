@@ -1,0 +1,220 @@
+"""DDPM: a denoising diffusion model (Ho et al. 2020) on small images, and how it trains and samples."""
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from errors import UserInputError
+from lightning_modules.noise_schedule import NoiseSchedule, ScheduleKind
+from lightning_modules.unet import UNet
+
+
+class DDPM(pl.LightningModule):
+    """A `UNet` that predicts the noise in x_t, trained with the simple epsilon-MSE loss, and a `NoiseSchedule`.
+
+    Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
+    documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched.
+    `num_samples`, `sample_steps` and `eta` are the sampling settings `predict` uses (see `sample`); they
+    are not part of the model and are not saved with it.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        base_channels: int = 64,
+        channel_mults: tuple[int, ...] = (1, 2, 2),
+        dropout: float = 0.0,
+        timesteps: int = 1000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        noise_schedule: ScheduleKind = "linear",
+        learning_rate: float = 2e-4,
+        warmup_steps: int = 100,
+        disable_residual: bool = False,
+        disable_time_emb: bool = False,
+        num_samples: int = 64,
+        sample_steps: int | None = None,
+        eta: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_config(image_size, in_channels, base_channels, channel_mults, dropout, learning_rate, warmup_steps)
+        self.save_hyperparameters(ignore=["num_samples", "sample_steps", "eta"])
+        self.schedule = NoiseSchedule(noise_schedule, timesteps, beta_start, beta_end)
+        _check_sampling(num_samples, sample_steps, eta, timesteps)
+        self.num_samples, self.sample_steps, self.eta = num_samples, sample_steps, eta
+        self.unet = UNet(in_channels, base_channels, tuple(channel_mults), dropout, disable_residual, disable_time_emb)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Noisy images (B, C, H, W) and their timesteps (B,) -> predicted noise eps_theta(x_t, t)."""
+        return self.unet(x_t, t)
+
+    # ---- training -------------------------------------------------------------------------------
+
+    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """DDPM's L_simple: how far the predicted noise is from the noise that made x_t from x0 at step t."""
+        eps = self(self.schedule.q_sample(x0, t, noise), t)
+        return F.mse_loss(eps.float(), noise)
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x0 = batch[0]
+        t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), device=x0.device)
+        loss = self.loss(x0, t, torch.randn_like(x0))
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def _fixed_noise_loss(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The loss with timesteps and noise seeded by the batch index, so every evaluation scores the same draws."""
+        x0 = batch[0]
+        generator = torch.Generator().manual_seed(batch_idx)
+        t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        return self.loss(x0, t.to(x0.device), noise.to(x0.device))
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        loss = self._fixed_noise_loss(batch, batch_idx)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self.log("test_loss", self._fixed_noise_loss(batch, batch_idx), sync_dist=True, batch_size=batch[0].size(0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM.
+        warmup = self.hparams.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- sampling -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_samples: int,
+        steps: int | None = None,
+        eta: float = 0.0,
+        seed: int | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Draw `num_samples` images (N, C, H, W) in [0, 1], starting from pure noise.
+
+        `steps=None` runs DDPM's ancestral sampler through every timestep; `steps=k` runs DDIM on k evenly
+        spaced timesteps, where `eta` sets how much fresh noise each step adds (0: deterministic given the
+        starting noise; 1: as much as DDPM). `eta` only applies to DDIM. All randomness comes from `seed`
+        when given (from torch's global generator otherwise), drawn on the CPU, so a seed gives the same
+        grid on any device. `progress` shows a progress bar over the steps.
+        """
+        _check_sampling(num_samples, steps, eta, self.hparams.timesteps)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        hp = self.hparams
+        x_T = torch.randn((num_samples, hp.in_channels, hp.image_size, hp.image_size), generator=generator)
+        x0 = self.denoise(x_T.to(self.device), steps, eta, generator, progress)
+        return ((x0.float() + 1) / 2).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        x_T: torch.Tensor,
+        steps: int | None = None,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Run the reverse process from the noise `x_T` to images in [-1, 1] (see `sample` for the arguments).
+
+        `generator` (a CPU one) supplies the noise added along the way; DDIM with eta=0 adds none.
+        """
+        _check_sampling(x_T.size(0), steps, eta, self.hparams.timesteps)
+        was_training = self.training
+        self.eval()
+        try:
+            if steps is None:
+                return self._ancestral(x_T, generator, progress)
+            return self._ddim(x_T, steps, eta, generator, progress)
+        finally:
+            self.train(was_training)
+
+    def _noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(x.shape, generator=generator).to(x.device)
+
+    def _predict_x0(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's guess of the clean image, clipped to the data range [-1, 1] as in the DDPM code."""
+        return self.schedule.predict_x0(x_t, t, self(x_t, t)).clamp(-1.0, 1.0)
+
+    def _ancestral(self, x: torch.Tensor, generator: torch.Generator | None, progress: bool) -> torch.Tensor:
+        """DDPM (Algorithm 2 via x0): x_{t-1} ~ N(posterior mean from clipped x0, beta-tilde_t), no noise at t=0."""
+        for step in tqdm(range(self.hparams.timesteps - 1, -1, -1), desc="DDPM sampling", disable=not progress):
+            t = torch.full((x.size(0),), step, device=x.device, dtype=torch.long)
+            mean, variance = self.schedule.posterior_mean_variance(self._predict_x0(x, t), x, t)
+            x = mean + variance.sqrt() * self._noise_like(x, generator) if step > 0 else mean
+        return x
+
+    def _ddim(
+        self, x: torch.Tensor, steps: int, eta: float, generator: torch.Generator | None, progress: bool
+    ) -> torch.Tensor:
+        """DDIM (Song et al. 2021, eq. 12) from t = T-1 down to 0 over `steps` evenly spaced timesteps."""
+        timesteps = torch.linspace(self.hparams.timesteps - 1, 0, steps).round().long().tolist()
+        alphas_cumprod = self.schedule.alphas_cumprod
+        for i, step in enumerate(tqdm(timesteps, desc="DDIM sampling", disable=not progress)):
+            t = torch.full((x.size(0),), step, device=x.device, dtype=torch.long)
+            x0 = self._predict_x0(x, t)
+            eps = self.schedule.predict_eps(x, t, x0)  # consistent with the clipped x0
+            ab = alphas_cumprod[step]
+            ab_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < steps else torch.ones_like(ab)
+            sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+            if eta > 0:
+                x = x + sigma * self._noise_like(x, generator)
+        return x
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One grid's worth of samples per predict batch; the batch itself carries nothing the model needs."""
+        return self.sample(self.num_samples, self.sample_steps, self.eta, progress=True)
+
+
+def _check_config(
+    image_size: int,
+    in_channels: int,
+    base_channels: int,
+    channel_mults: tuple[int, ...],
+    dropout: float,
+    learning_rate: float,
+    warmup_steps: int,
+) -> None:
+    sizes = {"image_size": image_size, "in_channels": in_channels, "base_channels": base_channels}
+    for name, value in sizes.items():
+        if value <= 0:
+            raise UserInputError(f"{name} must be a positive integer, got {value}.")
+    if base_channels % 2 != 0:
+        raise UserInputError(
+            f"base_channels must be even (the time embedding pairs sines and cosines), got {base_channels}."
+        )
+    if not channel_mults or any(m <= 0 for m in channel_mults):
+        raise UserInputError(f"channel_mults must be a non-empty list of positive integers, got {channel_mults}.")
+    halvings = len(channel_mults) - 1
+    if image_size % 2**halvings != 0:
+        raise UserInputError(
+            f"image_size {image_size} cannot be halved {halvings} times (one per level after the first in "
+            f"channel_mults={list(channel_mults)}): use fewer levels, e.g. channel_mults [1, 2, 2] for 28x28."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
+    if learning_rate <= 0:
+        raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
+    if warmup_steps < 0:
+        raise UserInputError(f"warmup_steps must be 0 or more, got {warmup_steps}.")
+
+
+def _check_sampling(num_samples: int, steps: int | None, eta: float, timesteps: int) -> None:
+    if num_samples <= 0:
+        raise UserInputError(f"num_samples must be a positive integer, got {num_samples}.")
+    if steps is not None and not 1 <= steps <= timesteps:
+        raise UserInputError(
+            f"sample_steps must be between 1 and timesteps ({timesteps}) for DDIM, or unset for the full "
+            f"ancestral sampler, got {steps}."
+        )
+    if not 0.0 <= eta <= 1.0:
+        raise UserInputError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}.")

@@ -1,0 +1,65 @@
+"""The shared callbacks: gradient norms add up, and text samples land in TensorBoard on schedule."""
+
+from types import SimpleNamespace
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks import GradNormLogger, TextSampleCallback
+from datamodules import CharDataModule
+from lightning_modules import GPT2Mini
+
+
+def tiny_gpt(vocab_size: int, chars: list[str] | None = None) -> GPT2Mini:
+    torch.manual_seed(0)
+    return GPT2Mini(vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8, chars=chars)
+
+
+def test_grad_norms_per_block_and_total_match_the_gradients():
+    model = tiny_gpt(10)
+    x = torch.randint(0, 10, (4, 8))
+    model._loss((x, x)).backward()
+    logged = {}
+    model.log_dict = logged.update
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1)
+    GradNormLogger().on_before_optimizer_step(trainer, model, optimizer=None)
+
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    block0 = torch.cat([g.flatten() for n, g in grads.items() if n.startswith("blocks.0.")]).norm()
+    total = torch.cat([g.flatten() for g in grads.values()]).norm()
+    torch.testing.assert_close(logged["grad_norm/blocks.0"], block0)
+    torch.testing.assert_close(logged["grad_norm/total"], total)
+    assert set(logged) == {"grad_norm/" + k for k in ("tok_emb", "pos_emb", "blocks.0", "blocks.1", "ln_f", "total")}
+
+
+def test_grad_norms_are_skipped_between_logging_steps():
+    model = tiny_gpt(10)
+    model._loss((torch.zeros(1, 8, dtype=torch.long),) * 2).backward()
+    model.log_dict = pytest.fail
+    GradNormLogger().on_before_optimizer_step(SimpleNamespace(global_step=3, log_every_n_steps=10), model, None)
+
+
+def test_text_samples_every_n_steps_reach_tensorboard(tmp_path, repetitive_text):
+    dm = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4)
+    model = tiny_gpt(dm.vocab_size, dm.chars)
+    trainer = pl.Trainer(
+        max_steps=10,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        callbacks=[TextSampleCallback(prompt="hello", max_new_tokens=5, every_n_steps=5)],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, dm)
+    events = EventAccumulator(trainer.log_dir)
+    events.Reload()
+    samples = events.Tensors("samples/text_summary")
+    assert [s.step for s in samples] == [5, 10]
+    assert b"hello" in samples[0].tensor_proto.string_val[0]
+
+
+def test_text_samples_need_a_text_generator():
+    with pytest.raises(TypeError, match="generate_text"):
+        TextSampleCallback()._sample(SimpleNamespace(is_global_zero=True), torch.nn.Linear(1, 1))

@@ -1,0 +1,102 @@
+"""MNISTDataModule on a tiny MNIST written as IDX files, and its one clear error when the files are missing."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import datasets
+
+from datamodules import MNISTDataModule
+from datamodules.mnist import MNIST_FILES
+from errors import UserInputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_reads_both_splits_scaled_to_minus_one_one(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), download=False, batch_size=8, val_batch_size=16)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 48 and len(dm.val_set) == 16  # train split for training, test split for validation
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 1, 28, 28) and images.dtype == torch.float32
+    assert set(images.unique().tolist()) == {-1.0, 1.0}  # pixels 0 and 255 land on the ends of [-1, 1]
+    first, label = dm.val_set[0]
+    assert label == 0 and first[0, 0, 0] == -1.0 and first[0, 2, 2] == 1.0
+    val_images, _ = next(iter(dm.val_dataloader()))
+    assert val_images.shape == (16, 1, 28, 28)
+
+
+def test_validate_stage_needs_only_the_test_split(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), download=False)
+    dm.setup("validate")
+    assert len(dm.val_set) == 16 and not hasattr(dm, "train_set")
+
+
+def _assert_names_dir_and_files(message: str, data_dir: Path) -> None:
+    assert str(data_dir) in message
+    assert str(data_dir / "MNIST" / "raw") in message
+    for name in MNIST_FILES:
+        assert name in message
+
+
+def test_missing_files_with_download_off_raise_one_clear_error(tmp_path):
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=False)
+    with pytest.raises(UserInputError) as err:
+        dm.prepare_data()
+    _assert_names_dir_and_files(str(err.value), tmp_path)
+    assert "--data.download true" in str(err.value)
+    with pytest.raises(UserInputError):
+        dm.setup("fit")
+
+
+def test_failed_download_raises_the_same_clear_error(tmp_path, monkeypatch):
+    def offline(self):
+        raise RuntimeError("Error downloading x.gz:\n<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(datasets.MNIST, "download", offline)  # never touch the network in tests
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=True)
+    with pytest.raises(UserInputError) as err:
+        dm.prepare_data()
+    _assert_names_dir_and_files(str(err.value), tmp_path)
+    assert "Downloading them failed: <urlopen error [Errno -2] Name or service not known>" in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # no torchvision traceback behind it
+
+
+def test_error_names_only_the_missing_files_as_missing(tiny_mnist, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES[:2]:
+        (raw / name).write_bytes((tiny_mnist / "MNIST" / "raw" / name).read_bytes())
+    with pytest.raises(UserInputError, match="t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte missing"):
+        MNISTDataModule(data_dir=str(tmp_path), download=False).prepare_data()
+
+
+def test_predict_needs_no_files(tmp_path):
+    dm = MNISTDataModule(data_dir=str(tmp_path / "nothing_here"), download=True)
+    dm.setup("predict")
+    assert len(list(dm.predict_dataloader())) == 1
+    assert not (tmp_path / "nothing_here").exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"val_batch_size": -1}, {"num_workers": -1}])
+def test_bad_loader_settings_are_user_errors(kwargs):
+    with pytest.raises(UserInputError):
+        MNISTDataModule(**kwargs)
+
+
+def test_missing_dataset_through_the_cli_exits_with_the_message_and_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "fit", "--config", "configs/ddpm.yaml",
+         "--data.data_dir", str(tmp_path), "--data.download", "false", "--trainer.default_root_dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: MNIST not found in data_dir")
+    _assert_names_dir_and_files(last_line, tmp_path)
+    assert not list(tmp_path.rglob("*.ckpt"))
+
