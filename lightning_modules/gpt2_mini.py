@@ -12,7 +12,7 @@ from torch import nn
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
-from lightning_modules.transformer import AttentionImpl, Block, LayerNormStyle
+from lightning_modules.transformer import AttentionImpl, Block, KVCache, LayerNormStyle
 
 
 class GPT2Mini(pl.LightningModule):
@@ -79,19 +79,23 @@ class GPT2Mini(pl.LightningModule):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> next-token logits (B, T, vocab_size)."""
+    def forward(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab_size).
+
+        With `caches` (one `KVCache` per block), `idx` continues the positions already in them.
+        """
+        start = len(caches[0]) if caches else 0
         T = idx.size(1)
-        if T > self.hparams.block_size:
-            raise ValueError(f"Sequence of length {T} is longer than block_size {self.hparams.block_size}.")
-        pos = torch.arange(T, device=idx.device)
+        if start + T > self.hparams.block_size:
+            raise ValueError(f"Sequence of length {start + T} is longer than block_size {self.hparams.block_size}.")
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, caches[i] if caches else None)
         return self.lm_head(self.ln_f(x))
 
     def num_parameters(self, non_embedding: bool = False) -> int:
-        """Parameter count; `non_embedding` leaves out the position embedding (token embedding is tied)."""
+        """Parameter count (the tied token embedding counted once); `non_embedding` leaves out both embeddings."""
         n = sum(p.numel() for p in self.parameters())
         return n - self.pos_emb.weight.numel() - self.tok_emb.weight.numel() if non_embedding else n
 
@@ -146,22 +150,38 @@ class GPT2Mini(pl.LightningModule):
 
     @torch.no_grad()
     def generate(
-        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
         """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
 
-        The context is cropped to the last `block_size` tokens. `temperature=0` picks the most likely
-        token (greedy); `top_k` samples only among the k most likely.
+        The model sees at most the last `block_size` tokens. `temperature=0` picks the most likely token
+        (greedy); `top_k` samples only among the k most likely. `use_cache` keeps each layer's keys and
+        values so a new token costs one position's work; the tokens are the same as without it. Once the
+        text outgrows `block_size` the window slides, every position shifts, and the cache is refilled from
+        the last `block_size` tokens at each step: from there on a token costs a full window, as without it.
         """
         if temperature < 0:
             raise UserInputError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
         if top_k is not None and top_k < 1:
             raise UserInputError(f"top_k must be at least 1, got {top_k}.")
+        block_size = self.hparams.block_size
         was_training = self.training
         self.eval()
+        caches: list[KVCache] = []
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.hparams.block_size :])[:, -1, :]
-            idx_next = self._pick_next(logits, temperature, top_k)
+            if not use_cache:
+                logits = self(idx[:, -block_size:])
+            elif caches and len(caches[0]) < block_size:
+                logits = self(idx[:, -1:], caches)  # only the newest token is new to the cache
+            else:
+                caches = [KVCache() for _ in self.blocks]
+                logits = self(idx[:, -block_size:], caches)
+            idx_next = self._pick_next(logits[:, -1, :], temperature, top_k)
             idx = torch.cat((idx, idx_next), dim=1)
         self.train(was_training)
         return idx

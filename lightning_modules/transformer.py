@@ -5,6 +5,8 @@ These are plain `nn.Module`s with no training logic; `GPT2Mini` stacks them. Nam
 """
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import torch
@@ -15,11 +17,33 @@ AttentionImpl = Literal["sdpa", "manual"]
 LayerNormStyle = Literal["pre", "post"]
 
 
+class KVCache:
+    """One layer's keys and values for the positions already processed.
+
+    During generation each new token needs its own query but every earlier position's key and value; keeping
+    them means a step costs one position's work instead of the whole context's.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(-2)
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new positions' keys and values (B, n_head, T, head_size); return all of them."""
+        self.k = k if self.k is None else torch.cat((self.k, k), dim=-2)
+        self.v = v if self.v is None else torch.cat((self.v, v), dim=-2)
+        return self.k, self.v
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions 0..t.
 
     `attn_impl="manual"` spells the masked softmax out; `"sdpa"` asks PyTorch's fused
-    `scaled_dot_product_attention` for the same numbers, faster.
+    `scaled_dot_product_attention` for the same numbers, faster. With a `KVCache`, `x` holds only the
+    positions after those already cached, and attends to the cached ones too.
     """
 
     def __init__(
@@ -42,25 +66,36 @@ class CausalSelfAttention(nn.Module):
         causal_mask = torch.tril(torch.ones(block_size, block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", causal_mask.view(1, 1, block_size, block_size), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size): each head attends on its own slice of the channels.
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if cache is not None:
+            k, v = cache.extend(k, v)
         if self.attn_impl == "sdpa":
             dropout_p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            if k.size(-2) == T:  # no earlier positions: the plain causal case
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, self._mask(T, k.size(-2)), dropout_p=dropout_p)
         else:
             y = self.attention_weights(q, k) @ v
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """softmax(q k^T / sqrt(d)) with the future masked out: (B, n_head, T, T), rows sum to 1."""
-        T = q.size(-2)
+        """softmax(q k^T / sqrt(d)) with the future masked out: (B, n_head, T_q, T_k), rows sum to 1.
+
+        The T_q queries are the last positions of the T_k keys (T_q < T_k when earlier keys are cached).
+        """
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        scores = scores.masked_fill(~self.causal_mask[:, :, :T, :T], float("-inf"))
+        scores = scores.masked_fill(~self._mask(q.size(-2), k.size(-2)), float("-inf"))
         return self.attn_dropout(F.softmax(scores, dim=-1))
+
+    def _mask(self, t_q: int, t_k: int) -> torch.Tensor:
+        """Which keys each query may see: the rows of the causal mask for the last t_q of t_k positions."""
+        return self.causal_mask[:, :, t_k - t_q : t_k, :t_k]
 
 
 class MLP(nn.Module):
@@ -107,12 +142,12 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = MLP(n_embd, dropout, bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         if not self.disable_attention:
-            x = self._sublayer(x, self.attn, self.ln1)
+            x = self._sublayer(x, partial(self.attn, cache=cache), self.ln1)
         return self._sublayer(x, self.mlp, self.ln2)
 
-    def _sublayer(self, x: torch.Tensor, sublayer: nn.Module, ln: nn.LayerNorm) -> torch.Tensor:
+    def _sublayer(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.LayerNorm) -> torch.Tensor:
         skip = 0 if self.disable_residual else x
         if self.ln_style == "pre":
             return skip + sublayer(ln(x))

@@ -56,7 +56,7 @@ def test_run_writes_tensorboard_logs_and_checkpoints(trained):
     assert run_dir.is_relative_to(root)
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert ckpt.name == "last.ckpt" and ckpt.parent == run_dir / "checkpoints"
-    assert Path(cli.trainer.checkpoint_callback.best_model_path).exists()
+    assert Path(cli.trainer.checkpoint_callbacks[1].best_model_path).exists()
     events = EventAccumulator(str(run_dir))
     events.Reload()
     scalars = set(events.Tags()["scalars"])

@@ -211,11 +211,11 @@ def fake_trainer(log_dir: Path, step: int, sanity_checking: bool = False) -> Sim
 def test_sample_grids_every_n_steps_from_a_fixed_seed_once_per_step(tmp_path):
     callback = ImageSampleCallback(num_samples=4, every_n_steps=2, sample_steps=7, eta=0.5, seed=3)
     model = CountingSampler()
-    callback.on_validation_end(fake_trainer(tmp_path, 0, sanity_checking=True), model)
+    callback.on_validation_epoch_end(fake_trainer(tmp_path, 0, sanity_checking=True), model)
     for step in (1, 2):
         callback.on_train_batch_end(fake_trainer(tmp_path, step), model)
-    callback.on_validation_end(fake_trainer(tmp_path, 2), model)  # a validation on a sampling step: no second grid
-    callback.on_validation_end(fake_trainer(tmp_path, 3), model)
+    callback.on_validation_epoch_end(fake_trainer(tmp_path, 2), model)  # a validation on a sampling step: no second grid
+    callback.on_validation_epoch_end(fake_trainer(tmp_path, 3), model)
     assert model.calls == [(4, 7, 0.5, 3)] * 2
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
     assert Image.open(tmp_path / "samples" / "step_000002.png").size == (62, 62)  # a 2x2 grid

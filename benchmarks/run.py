@@ -1,0 +1,213 @@
+"""Speed of the lab's hot paths on this machine: prints a table and writes JSON.
+
+    python -m benchmarks.run            # about 10 minutes on a 2-core CPU
+    python -m benchmarks.run --quick    # about 3 minutes
+
+Measures GPT2Mini training tokens/s through Lightning and through a bare PyTorch loop (same model, data,
+optimizer and settings: configs/gpt2_mini_shakespeare.yaml), GPT2Mini generation tokens/s with and without
+the KV cache, DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
+50-step DDIM (configs/ddpm.yaml's model). Each benchmark runs in a fresh process, whose peak resident
+memory is reported beside it. Weights are untrained: speed does not depend on them.
+"""
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def _lightning_gpt_training(steps: int, warmup: int, data: str | None) -> dict:
+    """The real fit loop: train.py with the shakespeare config (logging, grad norms, LR monitor), no validation."""
+    import lightning.pytorch as pl
+
+    from train import LabCLI
+
+    class StepTimer(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == warmup:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, pl_module):
+            self.seconds = time.perf_counter() - self.start
+
+    timer = StepTimer()
+    cli = LabCLI(
+        args=[
+            "fit", "--config", str(REPO / "configs/gpt2_mini_shakespeare.yaml"),
+            "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+            "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false",
+            "--trainer.default_root_dir", str(Path(_tmpdir()) / "bench"),
+            *(["--data.data_path", data] if data else []),
+        ],
+        trainer_defaults={"callbacks": [timer]},
+    )  # fmt: skip
+    dm = cli.datamodule
+    return {"tokens_per_s": (steps - warmup) * dm.batch_size * dm.block_size / timer.seconds}
+
+
+def _bare_gpt_training(steps: int, warmup: int, data: str | None) -> dict:
+    """The same model, data, optimizer, schedule and clipping, in a plain PyTorch loop."""
+    import lightning.pytorch as pl
+
+    from datamodules import CharDataModule
+    from lightning_modules import GPT2Mini
+
+    pl.seed_everything(1337, verbose=False)
+    dm = CharDataModule(data_path=data, block_size=64, batch_size=12)
+    model = GPT2Mini(
+        dm.vocab_size, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, learning_rate=1e-3,
+        min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000, betas=(0.9, 0.99), chars=dm.chars,
+    )  # fmt: skip
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    model.train()
+    batches = iter(dm.train_dataloader())
+    for step in range(steps):
+        if step == warmup:
+            start = time.perf_counter()
+        x, y = next(batches)
+        loss = model._loss((x, y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+    return {"tokens_per_s": (steps - warmup) * 12 * 64 / (time.perf_counter() - start)}
+
+
+def _generation(new_tokens: int, use_cache: bool) -> dict:
+    """The default GPT2Mini size (4 layers, 4 heads, 128 wide, block 256), greedy, from one token."""
+    from lightning_modules import GPT2Mini
+
+    torch.manual_seed(0)
+    model = GPT2Mini(65, dropout=0.0).eval()
+    start_token = torch.zeros(1, 1, dtype=torch.long)
+    model.generate(start_token, 8, temperature=0, use_cache=use_cache)  # warm-up
+    start = time.perf_counter()
+    out = model.generate(start_token, new_tokens, temperature=0, use_cache=use_cache)
+    seconds = time.perf_counter() - start
+    return {"tokens_per_s": new_tokens / seconds, "seconds": seconds, "tokens": out[0].tolist()}
+
+
+def _ddpm_model():
+    import yaml
+
+    from lightning_modules import DDPM
+
+    config = yaml.safe_load((REPO / "configs/ddpm.yaml").read_text())
+    args = {k: v for k, v in config["model"]["init_args"].items() if k not in ("num_samples", "sample_steps", "eta")}
+    return DDPM(**args), config["trainer"].get("precision") == "bf16-mixed", config["data"]["init_args"]["batch_size"]
+
+
+def _ddpm_training(steps: int, warmup: int) -> dict:
+    """Training steps of configs/ddpm.yaml's model, batch size and precision, on random images."""
+    torch.manual_seed(0)
+    model, bf16, batch_size = _ddpm_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    x0 = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+    for step in range(steps):
+        if step == warmup:
+            start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.training_step([x0], step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"images_per_s": (steps - warmup) * batch_size / (time.perf_counter() - start), "bf16": bf16}
+
+
+def _ddpm_sampling(num_samples: int, steps: int | None) -> dict:
+    """Seconds to draw `num_samples` images with configs/ddpm.yaml's model and precision."""
+    torch.manual_seed(0)
+    model, bf16, _ = _ddpm_model()
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model.sample(num_samples, steps=steps, seed=0)
+    return {"seconds": time.perf_counter() - start, "bf16": bf16}
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="lab-bench-")
+
+
+def _child(fn: Callable, args: tuple, queue) -> None:
+    result = fn(*args)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(result)
+
+
+def measure(fn: Callable, *args) -> dict:
+    """Run one benchmark in a fresh process, so its peak memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(fn, args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps: a rough figure in a few minutes")
+    parser.add_argument("--data", default=str(SHAKESPEARE) if SHAKESPEARE.exists() else None,
+                        help="text for the GPT training benchmark (default: tiny Shakespeare if present)")  # fmt: skip
+    parser.add_argument("--output", default="benchmarks/results.json")
+    args = parser.parse_args(argv)
+    gpt_steps, ddpm_steps = (120, 12) if args.quick else (400, 40)
+    rows: dict[str, dict] = {}
+
+    def record(name: str, result: dict, figure: str) -> None:
+        rows[name] = result
+        print(f"{name:<44} {figure:>22} {result['peak_rss_mb']:>9.0f} MB", flush=True)
+
+    print(f"{'benchmark':<44} {'result':>22} {'peak RSS':>12}")
+    lit = measure(_lightning_gpt_training, gpt_steps, 20, args.data)
+    record("GPT2Mini training, Lightning fit loop", lit, f"{lit['tokens_per_s']:,.0f} tokens/s")
+    bare = measure(_bare_gpt_training, gpt_steps, 20, args.data)
+    record("GPT2Mini training, bare PyTorch loop", bare, f"{bare['tokens_per_s']:,.0f} tokens/s")
+    rows["lightning_vs_bare"] = {"ratio": lit["tokens_per_s"] / bare["tokens_per_s"]}
+    print(f"{'  Lightning / bare':<44} {lit['tokens_per_s'] / bare['tokens_per_s']:>21.1%}")
+    for new_tokens in (255, 1000):
+        cached = measure(_generation, new_tokens, True)
+        plain = measure(_generation, new_tokens, False)
+        record(f"GPT2Mini generate {new_tokens} tokens, KV cache", cached, f"{cached['tokens_per_s']:,.0f} tokens/s")
+        record(f"GPT2Mini generate {new_tokens} tokens, no cache", plain, f"{plain['tokens_per_s']:,.0f} tokens/s")
+        same = cached.pop("tokens") == plain.pop("tokens")
+        speedup = plain["seconds"] / cached["seconds"]
+        rows[f"generate_{new_tokens}_speedup"] = {"speedup": speedup, "identical_tokens": same}
+        print(f"{'  cache speed-up, identical tokens':<44} {f'{speedup:.1f}x, {same}':>22}")
+    train = measure(_ddpm_training, ddpm_steps, 3)
+    record("DDPM training (configs/ddpm.yaml)", train, f"{train['images_per_s']:,.0f} images/s")
+    ddim = measure(_ddpm_sampling, 64, 50)
+    record("DDPM sample 64 images, DDIM 50 steps", ddim, f"{ddim['seconds']:,.1f} s")
+    ancestral = measure(_ddpm_sampling, 64, None)
+    record("DDPM sample 64 images, DDPM 1000 steps", ancestral, f"{ancestral['seconds']:,.1f} s")
+    print(f"{'  DDIM speed-up':<44} {ancestral['seconds'] / ddim['seconds']:>21.1f}x")
+    rows["ddim_speedup"] = {"speedup": ancestral["seconds"] / ddim["seconds"]}
+
+    rows["machine"] = {
+        "processor": platform.processor() or platform.machine(),
+        "cpus": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "quick": args.quick,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(f"Wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Running one training through train.py's command line and reading back what it logged."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightning.pytorch import LightningModule
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from train import LabCLI
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {"gpt2_mini": REPO / "configs" / "gpt2_mini.yaml", "ddpm": REPO / "configs" / "ddpm.yaml"}
+
+
+@dataclass
+class RunResult:
+    train_loss: float
+    val_loss: float
+    log_dir: str
+    model: LightningModule
+    wall_time_s: float
+
+
+def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunResult:
+    """Train `steps` steps with `config` plus `args`, logging to TensorBoard under `out/name/version_N`.
+
+    Validation runs once, at the end; the training loss is logged every step so runs can be overlaid.
+    """
+    start = time.perf_counter()
+    cli = LabCLI(
+        args=[
+            "fit",
+            "--config", str(config),
+            "--trainer.max_steps", str(steps),
+            "--trainer.max_time", "null",
+            "--trainer.val_check_interval", str(steps),
+            "--trainer.log_every_n_steps", "1",
+            "--trainer.default_root_dir", str(out),
+            "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
+            "--trainer.logger.save_dir", str(out),
+            "--trainer.logger.name", name,
+            *args,
+        ]
+    )  # fmt: skip
+    metrics = cli.trainer.callback_metrics
+    return RunResult(
+        train_loss=float(metrics["train_loss"]),
+        val_loss=float(metrics["val_loss"]),
+        log_dir=cli.trainer.log_dir,
+        model=cli.model,
+        wall_time_s=time.perf_counter() - start,
+    )
+
+
+def read_scalars(log_dir: str, tag: str) -> tuple[list[int], list[float]]:
+    """Steps and values of one scalar from a run's TensorBoard event files."""
+    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    scalars = events.Scalars(tag)
+    return [s.step for s in scalars], [s.value for s in scalars]

@@ -1,0 +1,76 @@
+"""Ablation and scaling code paths on tiny settings, and the power-law fit on points with a known exponent."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import ablation, plot_scaling, scaling
+
+TINY_GPT = ["--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "16", "--data.block_size", "8",
+            "--data.batch_size", "4", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false"]  # fmt: skip
+
+
+def test_power_law_fit_recovers_a_known_exponent():
+    n = np.geomspace(3e5, 2e7, 6)
+    a, b, r2 = plot_scaling.fit_power_law(n, 20.89 * n**-0.129)
+    assert a == pytest.approx(20.89, rel=1e-6) and b == pytest.approx(0.129, rel=1e-6) and r2 == pytest.approx(1.0)
+    noisy = 20.89 * n**-0.129 * np.exp(np.random.default_rng(0).normal(0, 0.02, n.size))
+    a, b, r2 = plot_scaling.fit_power_law(n, noisy)
+    assert b == pytest.approx(0.129, abs=0.03) and 0.5 < r2 < 1.0
+
+
+def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(tmp_path, repetitive_text, monkeypatch):
+    variants = {**ablation.VARIANTS["gpt2_mini"], "broken": ["--model.dropout", "1.5"]}
+    monkeypatch.setitem(ablation.VARIANTS, "gpt2_mini", variants)
+    out = tmp_path / "abl"
+    argv = ["--model", "gpt2_mini", "--steps", "3", "--data", str(repetitive_text), "--out", str(out),
+            "--variants", "baseline", "broken", "no_attention", *TINY_GPT]  # fmt: skip
+    with pytest.raises(SystemExit, match="broken"):
+        ablation.main(argv)
+    results = json.loads((out / "ablation.json").read_text())
+    assert list(results) == ["baseline", "broken", "no_attention"]
+    assert results["broken"]["error"] == "dropout must be in [0, 1), got 1.5."
+    for name in ("baseline", "no_attention"):
+        assert results[name]["train_loss"] > 0 and results[name]["val_loss"] > 0
+        assert (out / name).is_dir()  # one TensorBoard run per variant, named after it
+    table = (out / "ablation.md").read_text()
+    assert "| baseline |" in table and "| no_attention |" in table and "2.78" in table  # the plan's figure beside ours
+    assert (out / "ablation.png").stat().st_size > 10_000
+
+
+def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
+    out = tmp_path / "abl"
+    ablation.main(["--model", "ddpm", "--steps", "2", "--data", str(tiny_mnist), "--out", str(out),
+                   "--variants", "baseline", "no_time_emb", "--model.base_channels", "8", "--model.timesteps", "50",
+                   "--data.batch_size", "8", "--trainer.precision", "32", "--trainer.limit_val_batches", "1",
+                   "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])  # fmt: skip
+    results = json.loads((out / "ablation.json").read_text())
+    assert set(results) == {"baseline", "no_time_emb"} and all("val_loss" in r for r in results.values())
+
+
+def test_unknown_variant_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        ablation.main(["--model", "ddpm", "--variants", "no_attention"])
+    assert "unknown variant(s) no_attention" in capsys.readouterr().err
+
+
+def test_scaling_records_each_size_skips_finished_ones_and_plots(tmp_path, repetitive_text, capsys):
+    out = tmp_path / "scaling"
+    argv = ["--data", str(repetitive_text), "--out", str(out), "--quick", "--steps", "2", "--sizes", "tiny", "small",
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false"]  # fmt: skip
+    scaling.main(argv)
+    results = json.loads((out / "scaling_results.json").read_text())
+    assert [r["name"] for r in results] == ["tiny", "small"]
+    tiny = results[0]
+    assert 0.3e6 < tiny["parameters"] < 0.4e6 and tiny["non_embedding_parameters"] < tiny["parameters"]
+    assert tiny["steps"] == 2 and tiny["tokens_seen"] == 2 * 64 * 16 and tiny["wall_time_s"] > 0
+    capsys.readouterr()
+    scaling.main(argv)
+    assert capsys.readouterr().out.count("already finished") == 2
+
+    png = tmp_path / "scaling.png"
+    plot_scaling.main([str(out / "scaling_results.json"), "--output", str(png)])
+    assert "Fit: L = " in capsys.readouterr().out and png.stat().st_size > 10_000

@@ -1,0 +1,62 @@
+"""The KV cache: feeding tokens one at a time through the cache gives what a full recompute gives."""
+
+import pytest
+import torch
+
+from lightning_modules import GPT2Mini
+from lightning_modules.transformer import KVCache
+
+VOCAB, BLOCK = 11, 16
+
+
+def tiny(**kwargs) -> GPT2Mini:
+    torch.manual_seed(0)
+    return GPT2Mini(VOCAB, n_layer=2, n_head=2, n_embd=32, block_size=BLOCK, dropout=0.0, **kwargs).eval()
+
+
+@pytest.mark.parametrize("attn_impl", ["sdpa", "manual"])
+def test_incremental_forward_matches_full_forward(attn_impl):
+    model = tiny(attn_impl=attn_impl)
+    idx = torch.randint(0, VOCAB, (2, BLOCK), generator=torch.Generator().manual_seed(1))
+    full = model(idx)
+    caches = [KVCache() for _ in model.blocks]
+    prefill = model(idx[:, :5], caches)  # a prompt of several tokens, then one token at a time
+    steps = [model(idx[:, t : t + 1], caches) for t in range(5, BLOCK)]
+    torch.testing.assert_close(torch.cat([prefill, *steps], dim=1), full, atol=1e-5, rtol=1e-5)
+    assert len(caches[0]) == BLOCK
+
+
+def test_cache_refuses_to_grow_past_block_size():
+    model = tiny()
+    caches = [KVCache() for _ in model.blocks]
+    model(torch.zeros(1, BLOCK, dtype=torch.long), caches)
+    with pytest.raises(ValueError, match="longer than block_size"):
+        model(torch.zeros(1, 1, dtype=torch.long), caches)
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5])
+def test_greedy_tokens_are_identical_with_and_without_cache_across_the_block_boundary(prompt_len):
+    model = tiny()
+    idx = torch.randint(0, VOCAB, (1, prompt_len), generator=torch.Generator().manual_seed(2))
+    new = 3 * BLOCK  # well past the window, where it slides
+    cached = model.generate(idx, new, temperature=0, use_cache=True)
+    plain = model.generate(idx, new, temperature=0, use_cache=False)
+    assert cached.shape == (1, prompt_len + new)
+    assert torch.equal(cached, plain)
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5])
+def test_seeded_sampling_is_identical_with_and_without_cache(prompt_len):
+    model = tiny()
+    idx = torch.randint(0, VOCAB, (3, prompt_len), generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(7)
+    cached = model.generate(idx, 2 * BLOCK, temperature=1.0, top_k=5, use_cache=True)
+    torch.manual_seed(7)
+    plain = model.generate(idx, 2 * BLOCK, temperature=1.0, top_k=5, use_cache=False)
+    assert torch.equal(cached, plain)
+
+
+def test_prompt_longer_than_block_size_is_cropped_like_without_cache():
+    model = tiny()
+    idx = torch.randint(0, VOCAB, (1, BLOCK + 7), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(model.generate(idx, 10, temperature=0), model.generate(idx, 10, temperature=0, use_cache=False))
