@@ -8,7 +8,7 @@ from lightning.pytorch.utilities import grad_norm
 
 
 class GradNormLogger(pl.Callback):
-    """Logs `grad_norm/total` and `grad_norm/<part>` before clipping, on logging steps only.
+    """Logs `grad_norm/total` and `grad_norm/<part>` before clipping, every `log_every_n_steps` steps.
 
     A part is a top-level child of the module, with lists split per item: `blocks.0`, `blocks.1`, ...,
     `tok_emb`, `ln_f` for GPT2Mini. Norms are combined from Lightning's per-parameter `grad_norm`.
@@ -29,9 +29,11 @@ class GradNormLogger(pl.Callback):
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         for key, value in norms.items():
             parts[_part_of(key.split("/", 1)[1])].append(value)
-        logged = {f"grad_norm/{part}": torch.stack(v).norm(self.norm_type) for part, v in parts.items()}
-        logged["grad_norm/total"] = total
-        pl_module.log_dict(logged)
+        logged = {f"grad_norm/{part}": torch.stack(v).norm(self.norm_type).item() for part, v in parts.items()}
+        logged["grad_norm/total"] = total.item()
+        # Straight to the loggers: `self.log` bookkeeping for a dozen values would cost more than the norms.
+        for logger in trainer.loggers:
+            logger.log_metrics(logged, step=trainer.global_step)
 
 
 def _part_of(param_name: str) -> str:

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 
 def fit_power_law(n: list[float], loss: list[float]) -> tuple[float, float, float]:
@@ -38,6 +39,11 @@ def plot(results: list[dict], output: Path) -> tuple[float, float, float]:
         ax.annotate(r["name"], (r["parameters"], r["val_loss"]), textcoords="offset points", xytext=(6, 6))
     grid = np.geomspace(min(n) / 1.5, max(n) * 1.5, 100)
     ax.loglog(grid, a * grid**-b, "--", label=f"L = {a:.2f} x N^-{b:.3f}  (R^2 = {r2:.3f})")
+    # Label the measured points themselves: a loss range inside one decade gets no useful log ticks.
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(n, labels=[f"{v / 1e6:.2f}M" for v in n])
+    ax.set_yticks(loss, labels=[f"{v:.2f}" for v in loss])
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss L")
     ax.set_title(f"GPT2Mini scaling ({results[0]['steps']} steps per size)")

@@ -77,6 +77,8 @@ class CausalSelfAttention(nn.Module):
             dropout_p = self.dropout if self.training else 0.0
             if k.size(-2) == T:  # no earlier positions: the plain causal case
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            elif T == 1:  # one new position, the last: it may see every key, so no mask is needed
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, self._mask(T, k.size(-2)), dropout_p=dropout_p)
         else:
