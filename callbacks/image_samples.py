@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
+from callbacks.periodic_sampler import PeriodicSampler
 from errors import UserInputError
 
 
@@ -27,7 +28,7 @@ class ImageSampler(Protocol):
         ...
 
 
-class ImageSampleCallback(pl.Callback):
+class ImageSampleCallback(PeriodicSampler):
     """Every `every_n_steps` training steps (if set) and at the end of each validation, draws `num_samples` images.
 
     The seed is fixed, so successive grids start from the same noise and show how the model changes, not
@@ -44,34 +45,17 @@ class ImageSampleCallback(pl.Callback):
         eta: float = 0.0,
         seed: int = 0,
     ) -> None:
+        super().__init__(every_n_steps)
         if num_samples <= 0:
             raise UserInputError(f"ImageSampleCallback num_samples must be positive, got {num_samples}.")
-        if every_n_steps is not None and every_n_steps <= 0:
-            raise UserInputError(f"ImageSampleCallback every_n_steps must be positive or null, got {every_n_steps}.")
         self.num_samples = num_samples
-        self.every_n_steps = every_n_steps
         self.sample_steps = sample_steps
         self.eta = eta
         self.seed = seed
-        self._last_step: int | None = None
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Inside the validation epoch, so that a weight-averaging callback listed after this one has swapped
-        # its averaged (EMA) weights in: the grid shows the weights that validation scores.
-        if not trainer.sanity_checking:
-            self._sample(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._sample(trainer, pl_module)
-
-    def _sample(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # A validation that ends on a sampling step would draw the same grid twice.
-        if not trainer.is_global_zero or self._last_step == trainer.global_step:
-            return
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not isinstance(pl_module, ImageSampler):
             raise TypeError(f"ImageSampleCallback needs a model with sample(); {type(pl_module).__name__} has none.")
-        self._last_step = trainer.global_step
         images = pl_module.sample(self.num_samples, self.sample_steps, self.eta, seed=self.seed)
         grid = make_grid(images.cpu(), nrow=math.ceil(math.sqrt(self.num_samples)))
         if isinstance(trainer.logger, TensorBoardLogger):

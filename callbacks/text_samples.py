@@ -6,6 +6,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from callbacks.periodic_sampler import PeriodicSampler
+
 
 @runtime_checkable
 class TextGenerator(Protocol):
@@ -15,7 +17,7 @@ class TextGenerator(Protocol):
         ...
 
 
-class TextSampleCallback(pl.Callback):
+class TextSampleCallback(PeriodicSampler):
     """At each validation end, and every `every_n_steps` training steps if set, continues `prompt`.
 
     The sample goes to TensorBoard's Text tab (tag `samples`), and to the console when `verbose`.
@@ -30,24 +32,14 @@ class TextSampleCallback(pl.Callback):
         every_n_steps: int | None = None,
         verbose: bool = False,
     ) -> None:
+        super().__init__(every_n_steps)
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_k = top_k
-        self.every_n_steps = every_n_steps
         self.verbose = verbose
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._sample(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._sample(trainer, pl_module)
-
-    def _sample(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not isinstance(pl_module, TextGenerator):
             raise TypeError(f"TextSampleCallback needs a model with generate_text(); {type(pl_module).__name__} has none.")
         text = pl_module.generate_text(self.prompt, self.max_new_tokens, self.temperature, self.top_k)
