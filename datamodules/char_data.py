@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.char_tokenizer import CharTokenizer
+from datamodules.loaders import make_loader
 from errors import UserInputError
 
 EMBEDDED_CORPUS = Path(__file__).parent / "corpus" / "lab_notes.txt"
@@ -106,25 +107,16 @@ class CharDataModule(pl.LightningDataModule):
         return self.tokenizer.chars
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(RandomWindows(self.train_data, self.block_size), self.batch_size, shuffle=True)
+        return make_loader(RandomWindows(self.train_data, self.block_size), self.batch_size, self.num_workers, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(TilingWindows(self.val_data, self.block_size), self.val_batch_size)
+        return make_loader(TilingWindows(self.val_data, self.block_size), self.val_batch_size, self.num_workers)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(self.prompts, batch_size=1, collate_fn=list)
-
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
 
 
 def read_text(path: Path) -> str:

@@ -75,3 +75,10 @@ def test_bad_data_file_gets_an_error_naming_it(tmp_path, case):
     with pytest.raises(UserInputError, match=message) as err:
         CharDataModule(data_path=str(path))
     assert str(path) in str(err.value)
+
+
+def test_worker_processes_give_the_same_validation_batches(repetitive_text):
+    in_process = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4, val_batch_size=7)
+    workers = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4, val_batch_size=7, num_workers=2)
+    for (x0, y0), (x1, y1) in zip(in_process.val_dataloader(), workers.val_dataloader(), strict=True):
+        assert torch.equal(x0, x1) and torch.equal(y0, y1)
