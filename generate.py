@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from checkpoint_io import read_checkpoint
 from errors import UserInputError
 from lightning_modules import GPT2Mini
 
@@ -20,8 +21,7 @@ from lightning_modules import GPT2Mini
 def load_model(ckpt_path: str, device: str = "cpu") -> GPT2Mini:
     """A GPT2Mini ready to generate, or a `UserInputError` saying why the file cannot give one."""
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise UserInputError(f"Checkpoint not found: {path}.")
+    read_checkpoint(path, model="GPT2Mini")
     try:
         model = GPT2Mini.load_from_checkpoint(path, map_location=device)
     except Exception as err:

@@ -9,11 +9,15 @@ line. `python train.py fit --help` and `--print_config` show everything that can
 """
 
 import sys
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
+from callbacks import CheckpointExtras, DivergenceGuard
+from checkpoint_io import read_checkpoint
 from errors import UserInputError
 
 # Data loading here is in-process by default (num_workers: 0), which Lightning warns about on every run.
@@ -21,7 +25,17 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
 
 class LabCLI(LightningCLI):
-    """LightningCLI with the links between a datamodule and the model it feeds."""
+    """LightningCLI with the links between a datamodule and the model it feeds, and the lab's safety nets.
+
+    Every run gets crash-safe checkpoint writes (`AtomicCheckpointIO`), random-generator states in its
+    checkpoints for exact resume (`CheckpointExtras`), and a stop at the first NaN loss (`DivergenceGuard`).
+    Options are checked before anything is built or written: a wrong checkpoint, `max_steps 0` or an
+    output folder that cannot be written is a one-line error, not a traceback half-way through a run.
+    """
+
+    def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        defaults = {"callbacks": [CheckpointExtras(), DivergenceGuard()], "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO"}}
+        super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         # The text decides the vocabulary, and the (possibly shortened) window decides the context length.
@@ -30,21 +44,55 @@ class LabCLI(LightningCLI):
         parser.link_arguments("data.chars", "model.init_args.chars", apply_on="instantiate")
         parser.link_arguments("data.block_size", "model.init_args.block_size", apply_on="instantiate")
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Here, before LightningCLI reads the checkpoint's hyperparameters, so a bad file gets a clear error.
+        subcommand = self.config.get("subcommand")
+        if subcommand is not None:
+            config = self.config[subcommand]
+            self._checkpoint = self._check_checkpoint(config)
+            if subcommand == "fit" and config.trainer.max_steps == 0:
+                raise UserInputError("--trainer.max_steps 0 trains nothing: give a positive number (or -1 for no limit).")
+            _check_writable(Path(config.trainer.default_root_dir or "."))
+
+    def _check_checkpoint(self, config) -> dict[str, Any] | None:
+        if not config.get("ckpt_path"):
+            return None
+        model_class = str(config.model.class_path).rpartition(".")[2]
+        return read_checkpoint(config.ckpt_path, model=model_class)
+
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
-        ckpt_path = config.get("ckpt_path")
-        if not ckpt_path:
-            return
-        if not Path(ckpt_path).is_file():
-            raise UserInputError(
-                f"Checkpoint not found: {ckpt_path}. Runs keep theirs under "
-                "<default_root_dir>/lightning_logs/version_N/checkpoints/ (last.ckpt is the newest)."
-            )
         # LightningCLI has already taken the model's arguments from the checkpoint; the data must then
         # cut windows of the checkpoint's context length rather than the config's.
+        config = self.config[self.subcommand]
         model_args, data_args = config.model.init_args, config.data.init_args
-        if "block_size" in model_args and "block_size" in data_args:
+        if self._checkpoint is not None and "block_size" in model_args and "block_size" in data_args:
             data_args.block_size = model_args.block_size
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._checkpoint is None:
+            return
+        wanted = self._checkpoint.get("hyper_parameters", {}).get("block_size")
+        have = getattr(self.datamodule, "block_size", wanted)
+        if wanted is not None and have != wanted:
+            raise UserInputError(
+                f"The text is too short for this checkpoint: its model reads windows of {wanted} characters, "
+                f"the data has none longer than {have}. Use a longer --data.data_path."
+            )
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail now, with the folder's name, rather than at the first log line or checkpoint."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserInputError(
+            f"Cannot write to the output folder {folder} ({err.strerror or err}). "
+            "Choose another with --trainer.default_root_dir."
+        ) from None
 
 
 def main(args: list[str] | None = None) -> None:

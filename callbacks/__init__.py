@@ -1,15 +1,21 @@
-"""Callbacks shared by the lab's models: samples during training, gradient norms, prediction writers."""
+"""Callbacks shared by the lab's models: samples, gradient norms, prediction writers, resume state, divergence."""
 
+from callbacks.checkpoint_extras import CheckpointExtras
+from callbacks.divergence_guard import DivergenceGuard
 from callbacks.grad_norms import GradNormLogger
 from callbacks.image_prediction_writer import ImagePredictionWriter
 from callbacks.image_samples import ImageSampleCallback
+from callbacks.last_checkpoint import LastCheckpoint
 from callbacks.text_prediction_writer import TextPredictionWriter
 from callbacks.text_samples import TextSampleCallback
 
 __all__ = [
+    "CheckpointExtras",
+    "DivergenceGuard",
     "GradNormLogger",
     "ImagePredictionWriter",
     "ImageSampleCallback",
+    "LastCheckpoint",
     "TextPredictionWriter",
     "TextSampleCallback",
 ]

@@ -2,33 +2,27 @@
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 from torchvision.utils import save_image
 
+from callbacks.prediction_writer import RankZeroPredictionWriter
 
-class ImagePredictionWriter(BasePredictionWriter):
+
+class ImagePredictionWriter(RankZeroPredictionWriter):
     """Writes `samples.png` (a grid) and `samples.pt` (an (N, C, H, W) float tensor in [0, 1]).
 
     They go to `output_dir`, by default the run's log folder.
     """
 
     def __init__(self, output_dir: str | None = None) -> None:
-        super().__init__(write_interval="epoch")
+        super().__init__()
         self.output_dir = output_dir
 
-    def write_on_epoch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        predictions: Sequence[Any],
-        batch_indices: Sequence[Any],
-    ) -> None:
-        images = torch.cat(list(predictions)).cpu()
-        folder = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+    def write(self, batches: list[Any], log_dir: Path) -> None:
+        images = torch.cat([batch.cpu() for batch in batches])
+        folder = Path(self.output_dir) if self.output_dir else log_dir
         folder.mkdir(parents=True, exist_ok=True)
         png, pt = folder / "samples.png", folder / "samples.pt"
         save_image(images, png, nrow=math.ceil(math.sqrt(len(images))))

@@ -53,6 +53,15 @@ class ImageSampleCallback(PeriodicSampler):
         self.eta = eta
         self.seed = seed
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check the sampling settings against the model before training, not at the first validation."""
+        timesteps = getattr(pl_module, "hparams", {}).get("timesteps")
+        if self.sample_steps is not None and timesteps is not None and not 1 <= self.sample_steps <= timesteps:
+            raise UserInputError(
+                f"ImageSampleCallback sample_steps ({self.sample_steps}) must be between 1 and the model's "
+                f"timesteps ({timesteps}), or null for the full sampler. Change it in the config."
+            )
+
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not isinstance(pl_module, ImageSampler):
             raise TypeError(f"ImageSampleCallback needs a model with sample(); {type(pl_module).__name__} has none.")
@@ -60,6 +69,8 @@ class ImageSampleCallback(PeriodicSampler):
         grid = make_grid(images.cpu(), nrow=math.ceil(math.sqrt(self.num_samples)))
         if isinstance(trainer.logger, TensorBoardLogger):
             trainer.logger.experiment.add_image("samples", grid, trainer.global_step)
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "samples" / f"step_{trainer.global_step:06d}.png"
+        # The logger's folder, not `trainer.log_dir`: that is a collective call under DDP, and only rank zero is here.
+        log_dir = getattr(trainer.logger, "log_dir", None) or trainer.default_root_dir
+        path = Path(log_dir) / "samples" / f"step_{trainer.global_step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)

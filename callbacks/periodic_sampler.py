@@ -1,6 +1,7 @@
 """When the sample callbacks draw: the schedule shared by text and image samples."""
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities.seed import isolate_rng
 
 from errors import UserInputError
 
@@ -30,7 +31,8 @@ class PeriodicSampler(pl.Callback):
     def _maybe_draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and self._last_step != trainer.global_step:
             self._last_step = trainer.global_step
-            self.draw(trainer, pl_module)
+            with isolate_rng():  # drawing samples must not change the random numbers training uses next
+                self.draw(trainer, pl_module)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         raise NotImplementedError

@@ -7,6 +7,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.periodic_sampler import PeriodicSampler
+from errors import UserInputError
 
 
 @runtime_checkable
@@ -20,12 +21,14 @@ class TextGenerator(Protocol):
 class TextSampleCallback(PeriodicSampler):
     """At each validation end, and every `every_n_steps` training steps if set, continues `prompt`.
 
-    The sample goes to TensorBoard's Text tab (tag `samples`), and to the console when `verbose`.
+    With no `prompt` it continues the datamodule's first predict prompt (for `CharDataModule`: a newline,
+    or the text's first character when it has none), else a newline. The sample goes to TensorBoard's
+    Text tab (tag `samples`), and to the console when `verbose`.
     """
 
     def __init__(
         self,
-        prompt: str = "\n",
+        prompt: str | None = None,
         max_new_tokens: int = 200,
         temperature: float = 1.0,
         top_k: int | None = None,
@@ -39,9 +42,21 @@ class TextSampleCallback(PeriodicSampler):
         self.top_k = top_k
         self.verbose = verbose
 
-    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check the prompt against the model's vocabulary before training, not at the first validation."""
         if not isinstance(pl_module, TextGenerator):
             raise TypeError(f"TextSampleCallback needs a model with generate_text(); {type(pl_module).__name__} has none.")
+        if self.prompt is None:
+            self.prompt = (getattr(trainer.datamodule, "prompts", None) or ["\n"])[0]
+        try:
+            pl_module.generate_text(self.prompt, 0)
+        except UserInputError as err:
+            raise UserInputError(
+                f"TextSampleCallback's prompt {self.prompt!r} does not fit this text: {err} "
+                "Set the callback's prompt in the config to a few characters of your text."
+            ) from None
+
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         text = pl_module.generate_text(self.prompt, self.max_new_tokens, self.temperature, self.top_k)
         if isinstance(trainer.logger, TensorBoardLogger):
             # Markdown would swallow single newlines; a code block shows the text as generated.

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.char_tokenizer import CharTokenizer
 from datamodules.loaders import make_loader
+from datamodules.resumable_sampler import ResumableSampler
 from errors import UserInputError
 
 EMBEDDED_CORPUS = Path(__file__).parent / "corpus" / "lab_notes.txt"
@@ -73,14 +74,30 @@ class CharDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
-        self.prompts = prompts if prompts is not None else ["\n"]
-
         text = read_text(self.path)
         self.tokenizer = CharTokenizer.from_text(text)
+        if self.tokenizer.vocab_size < 2:
+            raise UserInputError(
+                f"{self.path} uses a single character ({text[0]!r}), so there is nothing to predict: "
+                "give a text with at least two different characters."
+            )
+        default_prompt = "\n" if "\n" in self.tokenizer.stoi else text[0]
+        self.prompts = self._check_prompts(prompts if prompts is not None else [default_prompt])
         data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         n_val = max(2, int(len(data) * val_fraction))
         self.train_data, self.val_data = data[:-n_val], data[-n_val:]
         self.block_size = self._fit_block_size(block_size)
+
+    def _check_prompts(self, prompts: list[str]) -> list[str]:
+        """Refuse empty prompts and unseen characters now, not part-way through `predict`."""
+        for i, prompt in enumerate(prompts):
+            if not prompt:
+                raise UserInputError(f"Prompt {i} of --data.prompts is empty: give at least one character, e.g. a newline.")
+            try:
+                self.tokenizer.encode(prompt)
+            except UserInputError as err:
+                raise UserInputError(f"Prompt {i} of --data.prompts ({prompt!r}): {err}") from None
+        return prompts
 
     def _fit_block_size(self, block_size: int) -> int:
         """Shrink block_size, with a warning, when a split is too short for one window of it."""
@@ -107,7 +124,9 @@ class CharDataModule(pl.LightningDataModule):
         return self.tokenizer.chars
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(RandomWindows(self.train_data, self.block_size), self.batch_size, self.num_workers, shuffle=True)
+        windows = RandomWindows(self.train_data, self.block_size)
+        sampler = ResumableSampler.for_trainer(windows, self.batch_size, self.trainer)
+        return make_loader(windows, self.batch_size, self.num_workers, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(TilingWindows(self.val_data, self.block_size), self.val_batch_size, self.num_workers)
@@ -133,4 +152,8 @@ def read_text(path: Path) -> str:
         ) from None
     if not text:
         raise UserInputError(f"{path} is empty; give a text file to train on.")
+    if "\x00" in text:
+        raise UserInputError(
+            f"{path} looks like a binary file (it contains NUL bytes), not text. Give a UTF-8 text file."
+        )
     return text

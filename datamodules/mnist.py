@@ -9,6 +9,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from datamodules.loaders import make_loader
+from datamodules.resumable_sampler import ResumableSampler
 from errors import UserInputError
 
 MNIST_FILES = (
@@ -94,7 +95,8 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.train_set, self.batch_size, self.num_workers, shuffle=True)
+        sampler = ResumableSampler.for_trainer(self.train_set, self.batch_size, self.trainer)
+        return make_loader(self.train_set, self.batch_size, self.num_workers, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.val_set, self.val_batch_size, self.num_workers)

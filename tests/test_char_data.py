@@ -58,18 +58,30 @@ def _bad_files(tmp_path):
     empty.write_text("")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("caf\xe9 ol\xe9".encode("latin-1"))
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(128)) * 4)
     one = tmp_path / "one.txt"
     one.write_text("a")
+    same = tmp_path / "same.txt"
+    same.write_text("z" * 500)
+    short = tmp_path / "short.txt"
+    short.write_text("ab")
     return {
         "missing": (tmp_path / "nope.txt", "not found"),
         "directory": (tmp_path, "is a directory"),
         "empty": (empty, "is empty"),
         "not utf-8": (latin1, "not UTF-8"),
-        "one character": (one, "too short"),
+        "binary": (binary, "binary file"),
+        "one character": (one, "single character"),
+        "one character repeated": (same, "single character"),
+        "too short": (short, "too short"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "empty", "not utf-8", "one character"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "directory", "empty", "not utf-8", "binary", "one character", "one character repeated", "too short"],
+)
 def test_bad_data_file_gets_an_error_naming_it(tmp_path, case):
     path, message = _bad_files(tmp_path)[case]
     with pytest.raises(UserInputError, match=message) as err:

@@ -22,8 +22,8 @@ def tiny_args(root: Path, text: Path, *extra: str) -> list[str]:
         "--trainer.default_root_dir", str(root),
         "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
-        "--trainer.max_steps", "40",
-        "--trainer.val_check_interval", "20",
+        "--trainer.max_steps", "60",
+        "--trainer.val_check_interval", "30",
         "--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "32", "--model.dropout", "0.0",
         "--model.learning_rate", "1e-2", "--model.warmup_steps", "5",
         "--data.data_path", str(text), "--data.block_size", "16", "--data.batch_size", "16",
@@ -33,7 +33,7 @@ def tiny_args(root: Path, text: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One 40-step run on a repetitive text, shared by the tests that need a trained checkpoint."""
+    """One 60-step run on a repetitive text, shared by the tests that need a trained checkpoint."""
     root = tmp_path_factory.mktemp("run")
     text = root / "tiny.txt"
     text.write_text("hello world, the lab says hi.\n" * 120, encoding="utf-8")
@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
 def test_a_few_dozen_steps_drive_the_loss_well_below_a_uniform_guess(trained):
     cli, *_ = trained
     uniform = math.log(cli.datamodule.vocab_size)
-    assert cli.trainer.global_step == 40
+    assert cli.trainer.global_step == 60
     assert cli.trainer.callback_metrics["val_loss"] < 0.3 * uniform
     assert cli.trainer.callback_metrics["train_loss"] < 0.3 * uniform
 
@@ -61,7 +61,7 @@ def test_run_writes_tensorboard_logs_and_checkpoints(trained):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train_loss", "val_loss", "lr-AdamW/decay", "grad_norm/total", "grad_norm/blocks.0", "grad_norm/tok_emb"} <= scalars
-    assert len(events.Scalars("train_loss")) == 40 // 10  # every log_every_n_steps
+    assert len(events.Scalars("train_loss")) == 60 // 10  # every log_every_n_steps
     assert len(events.Scalars("val_loss")) == 2
     assert "samples/text_summary" in events.Tags()["tensors"]  # TextSampleCallback, at each validation
 
@@ -82,13 +82,13 @@ def test_checkpoint_holds_plain_data_and_generates_on_its_own(trained):
 def test_resume_continues_step_optimizer_and_schedule(trained):
     _, root, text, ckpt = trained
     before = torch.load(ckpt, weights_only=True)
-    cli = train.LabCLI(args=["fit", *tiny_args(root, text, "--trainer.max_steps", "60"), "--ckpt_path", str(ckpt)])
-    assert cli.trainer.global_step == 60
+    cli = train.LabCLI(args=["fit", *tiny_args(root, text, "--trainer.max_steps", "80"), "--ckpt_path", str(ckpt)])
+    assert cli.trainer.global_step == 80
     after = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
-    assert before["optimizer_states"][0]["state"][0]["step"] == 40
-    assert after["optimizer_states"][0]["state"][0]["step"] == 60
-    assert after["lr_schedulers"][0]["last_epoch"] == 60
-    assert before["lr_schedulers"][0]["last_epoch"] == 40
+    assert before["optimizer_states"][0]["state"][0]["step"] == 60
+    assert after["optimizer_states"][0]["state"][0]["step"] == 80
+    assert after["lr_schedulers"][0]["last_epoch"] == 80
+    assert before["lr_schedulers"][0]["last_epoch"] == 60
 
 
 def test_predict_prints_and_writes_generated_text(trained, capsys):
@@ -114,7 +114,7 @@ def test_short_text_builds_the_model_with_the_reduced_block_size(tmp_path):
     [
         (["--model.n_head", "3"], r"n_embd \(32\) must be divisible by n_head \(3\)"),
         (["--data.data_path", "missing.txt"], "Data file not found: missing.txt"),
-        (["--ckpt_path", "nowhere.ckpt"], "Checkpoint not found: nowhere.ckpt"),
+        (["--ckpt_path", "nowhere.ckpt"], "Checkpoint nowhere.ckpt does not exist"),
     ],
 )
 def test_user_mistakes_exit_with_one_clear_message(tmp_path, repetitive_text, extra, message):

@@ -1,0 +1,21 @@
+"""LastCheckpoint: last.ckpt every few steps, and once more when training ends."""
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes only `last.ckpt`: every `every_n_train_steps` steps, and at the end of training.
+
+    A killed run loses at most `every_n_train_steps` steps. `ModelCheckpoint` alone skips the final save
+    when the run stops between two of those steps (a `max_steps` or `max_time` that is not a multiple), so a
+    finished run's last.ckpt could lag its real end; here it never does. A run stopped by an error keeps the
+    previous last.ckpt, which is what `DivergenceGuard` relies on.
+    """
+
+    def __init__(self, every_n_train_steps: int = 10, **kwargs) -> None:
+        super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,0 +1,93 @@
+"""Checkpoint files: written so a crash never leaves half a file, read with a clear word when they are wrong."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
+from errors import UserInputError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside its target, fsyncs it, then renames it over the target.
+
+    A rename within one folder is atomic, so a process killed at any moment leaves the old complete file or
+    the new complete file, never a truncated one. (Lightning's own writer stages the file in the system's
+    temporary folder, which may be another disk, where the final move is a copy.)
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options.")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict[str, Any]:
+    """The checkpoint at `path` as plain data, or a `UserInputError` naming the file and what is wrong with it.
+
+    `model` is the class name the caller needs (e.g. "GPT2Mini"): a checkpoint written by another model is
+    refused before anything tries to load its weights. The file is only read, never changed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        where = "is a directory" if path.is_dir() else "does not exist"
+        raise UserInputError(
+            f"Checkpoint {path} {where}. Runs keep theirs under "
+            "<default_root_dir>/lightning_logs/version_N/checkpoints/ (last.ckpt is the newest)."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
+        what = "is truncated (an interrupted copy or save?)" if "central directory" in reason else "is not a checkpoint file"
+        raise UserInputError(
+            f"Checkpoint {path} cannot be read: it {what} ({reason}). "
+            "Use another one, e.g. last.ckpt or a best-*.ckpt from the same checkpoints folder."
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserInputError(
+            f"{path} is a PyTorch file but not a Lightning checkpoint (it has no state_dict). "
+            "Give a .ckpt written by train.py."
+        )
+    lab = checkpoint.get("lab", {})
+    if lab.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+        raise UserInputError(
+            f"{path} was written by an incompatible version of the lab (checkpoint format {lab['format']}; "
+            f"this version reads format {CHECKPOINT_FORMAT}). Use the version that wrote it, or train again."
+        )
+    written_by = lab.get("model") or checkpoint.get("hyper_parameters", {}).get("_class_path", "").rpartition(".")[2]
+    if model is not None and written_by and written_by != model:
+        raise UserInputError(
+            f"{path} is a {written_by} checkpoint, but this run's model is {model}. "
+            f"Use the config the checkpoint was trained with, or a {model} checkpoint."
+        )
+    return checkpoint

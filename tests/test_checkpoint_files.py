@@ -1,0 +1,136 @@
+"""Checkpoint files: a save killed at any moment leaves a whole file; a wrong file gets a clear error and stays as it was."""
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
+from checkpoint_io import read_checkpoint
+from subprocess_runs import REPO, ddpm_args, gpt_args
+
+SAVER = """
+import sys, torch
+from checkpoint_io import AtomicCheckpointIO
+io, path, n = AtomicCheckpointIO(), sys.argv[1], 0
+while True:  # ~24 MB a save, each tagged with its number, until killed
+    n += 1
+    io.save_checkpoint({"state_dict": {"w": torch.full((6_000_000,), float(n))}, "n": n}, path)
+    if n == 1:
+        print("saved", flush=True)
+"""
+
+
+def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path):
+    # Three savers side by side (they start slowly and save quickly); each is killed at its own moment.
+    delays = (0.05, 0.17, 0.29)
+    paths = [tmp_path / f"saver{i}" / "last.ckpt" for i in range(len(delays))]
+    savers = [
+        subprocess.Popen([sys.executable, "-c", SAVER, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        for path in paths
+    ]
+    for saver, delay in zip(savers, delays):
+        assert saver.stdout.readline() == "saved\n"
+        time.sleep(delay)  # somewhere inside a later save (each takes ~50 ms here)
+        saver.kill()
+        saver.wait()
+    seen = []
+    for path in paths:
+        checkpoint = read_checkpoint(path)
+        w = checkpoint["state_dict"]["w"]
+        assert w.numel() == 6_000_000 and torch.all(w == checkpoint["n"])  # one whole save, not a mix
+        seen.append(checkpoint["n"])
+    assert max(seen) > 1  # the kills did land after at least one overwrite
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, tiny_mnist):
+    """A two-step GPT2Mini checkpoint and a two-step DDPM checkpoint, made through train.py."""
+    root = tmp_path_factory.mktemp("ckpts")
+    text = root / "tiny.txt"
+    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
+    gpt = train.LabCLI(args=["fit", *gpt_args(root / "gpt", text, "--trainer.max_steps", "2")])
+    ddpm = train.LabCLI(args=["fit", *ddpm_args(root / "ddpm", tiny_mnist, "--trainer.max_steps", "2")])
+    return {
+        "root": root,
+        "text": text,
+        "data_dir": tiny_mnist,
+        "gpt": Path(gpt.trainer.checkpoint_callback.last_model_path),
+        "ddpm": Path(ddpm.trainer.checkpoint_callback.last_model_path),
+    }
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _bad_checkpoint(tmp_path: Path, checkpoints: dict, case: str) -> tuple[Path, str]:
+    good = checkpoints["gpt"]
+    path = tmp_path / f"{case.replace(' ', '_')}.ckpt"
+    if case == "truncated":
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        return path, "is truncated"
+    if case == "not a checkpoint":
+        path.write_text("these are my notes, not weights\n")
+        return path, "is not a checkpoint file"
+    if case == "no state_dict":
+        torch.save({"weights": torch.zeros(3)}, path)
+        return path, "not a Lightning checkpoint"
+    if case == "newer format":
+        checkpoint = torch.load(good, weights_only=True)
+        checkpoint["lab"]["format"] = CHECKPOINT_FORMAT + 1
+        torch.save(checkpoint, path)
+        return path, f"incompatible version of the lab \\(checkpoint format {CHECKPOINT_FORMAT + 1}"
+    if case == "a directory":
+        path.mkdir()
+        return path, "is a directory"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["truncated", "not a checkpoint", "no state_dict", "newer format", "a directory"])
+def test_a_bad_checkpoint_gets_one_clear_error_and_is_left_alone(tmp_path, checkpoints, case):
+    path, message = _bad_checkpoint(tmp_path, checkpoints, case)
+    before = _digest(path) if path.is_file() else None
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["fit", *gpt_args(tmp_path, checkpoints["text"]), "--ckpt_path", str(path)])
+    assert exit_info.value.code.startswith(f"error: Checkpoint {path}") or exit_info.value.code.startswith(f"error: {path}")
+    assert pytest.importorskip("re").search(message, exit_info.value.code)
+    if before is not None:
+        assert _digest(path) == before
+    assert not (tmp_path / "lightning_logs").exists()  # nothing was started
+
+
+@pytest.mark.parametrize(("ckpt", "config", "message"), [
+    ("gpt", "ddpm", "is a GPT2Mini checkpoint, but this run's model is DDPM"),
+    ("ddpm", "gpt", "is a DDPM checkpoint, but this run's model is GPT2Mini"),
+])  # fmt: skip
+def test_a_checkpoint_of_the_other_model_is_refused_by_name(tmp_path, checkpoints, ckpt, config, message):
+    path = checkpoints[ckpt]
+    before = _digest(path)
+    args = gpt_args(tmp_path, checkpoints["text"]) if config == "gpt" else ddpm_args(tmp_path, checkpoints["data_dir"])
+    for subcommand in ("fit", "predict"):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main([subcommand, *args, "--ckpt_path", str(path)])
+        assert exit_info.value.code == f"error: {path} {message}. Use the config the checkpoint was trained with, or a {message.split()[-1]} checkpoint."
+    assert _digest(path) == before
+
+
+def test_generate_refuses_a_diffusion_checkpoint(checkpoints):
+    import generate
+
+    with pytest.raises(SystemExit, match="is a DDPM checkpoint, but this run's model is GPT2Mini"):
+        generate.main([str(checkpoints["ddpm"])])
+
+
+def test_a_text_too_short_for_the_checkpoints_context_is_an_error(tmp_path, checkpoints):
+    short = tmp_path / "short.txt"
+    short.write_text("hello world, the lab says hi.\n")  # a 16-character window needs more than this split has
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["validate", *gpt_args(tmp_path, short), "--ckpt_path", str(checkpoints["gpt"])])
+    assert "too short for this checkpoint" in exit_info.value.code
