@@ -8,8 +8,10 @@ The YAML config chooses the model and the datamodule; any init argument can be o
 line. `python train.py fit --help` and `--print_config` show everything that can be set.
 """
 
+import re
 import sys
 import tempfile
+from argparse import ArgumentError
 import warnings
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,40 @@ def _check_writable(folder: Path) -> None:
 
 def main(args: list[str] | None = None) -> None:
     try:
-        LabCLI(args=args)
+        LabCLI(args=args, parser_kwargs={"exit_on_error": False})
+    except ArgumentError as err:
+        subcommand = next((a for a in (args if args is not None else sys.argv[1:]) if not a.startswith("-")), "fit")
+        sys.stderr.write(f"error: {explain_parse_error(str(err))}\nRun `python train.py {subcommand} --help` to see every option.\n")
+        sys.exit(2)
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
             raise
         sys.exit(f"error: {user_error}")
+
+
+def explain_parse_error(message: str) -> str:
+    """jsonargparse's report on a bad option, cut down to the option, what it expects and what it got.
+
+    For a model or data option it explains why each union member failed to match; the one that matters
+    is the configured class's, nested under "Problem with given class_path".
+    """
+    missing_config = re.match(r'Parser key "config": File does not exist: (.*)', message)
+    if missing_config:
+        return f"Config file not found: {missing_config.group(1)}."
+    prefix, owner = "", None
+    nested = re.search(r'Parser key "([^"]+)".*?class_path \'[^\']*?(\w+)\':\n(.*?)\n\s*- ', message, re.S)
+    if nested:
+        prefix, owner, message = nested.group(1) + ".", nested.group(2), nested.group(3)
+    unknown = re.search(r"Option '(\w+)' is not accepted", message)
+    if unknown:
+        return f"{prefix}{unknown.group(1)} is not an option of {owner}."
+    wrong = re.search(r'Parser key "([^"]+)":\s*Expected a (.*?)\. Got value: (.*)', message, re.S)
+    if wrong:
+        key, expected, value = wrong.groups()
+        expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", re.sub(r"<class '(\w+)'>", r"\1", expected))
+        return f"{prefix}{key} expects {expected}, got {value.strip()!r}."
+    return " ".join(message.split())
 
 
 def find_user_error(err: BaseException | None) -> UserInputError | None:

@@ -1,5 +1,6 @@
 """MNISTDataModule: 28x28 handwritten digits scaled to [-1, 1], read through torchvision."""
 
+import math
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -25,7 +26,8 @@ class MNISTDataModule(pl.LightningDataModule):
 
     Files live where torchvision keeps them, `<data_dir>/MNIST/raw/`. With `download=True` torchvision
     fetches any that are missing. Pixels go to [-1, 1], the range a diffusion model's noise is scaled to.
-    `predict` needs no files: it draws from the model, so its loader yields a single placeholder batch.
+    `predict` needs no files: it draws from the model, so its loader yields one placeholder per process,
+    that process's index, and each process draws its share of the grid.
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class MNISTDataModule(pl.LightningDataModule):
         if self._missing_files():
             hint = "--data.download true fetches them (needs internet)." if not self.download else ""
             raise self._not_found_error(hint)
+        for name in MNIST_FILES:
+            _check_idx(self.raw_dir / name)
 
     def _not_found_error(self, reason: str) -> UserInputError:
         """One message for every way the files can be missing: which ones, and where they must go."""
@@ -105,4 +109,21 @@ class MNISTDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader([0], batch_size=1)
+        return DataLoader(range(self.trainer.world_size if self.trainer else 1), batch_size=1)
+
+
+def _check_idx(path: Path) -> None:
+    """An IDX file's header gives its dimensions, so its size tells whether it arrived whole."""
+    with path.open("rb") as f:
+        header = f.read(4)
+        ndim = header[3] if len(header) == 4 and header[:2] == b"\x00\x00" else 0
+        dims = f.read(4 * ndim)
+    size, expected = path.stat().st_size, None
+    if ndim and len(dims) == 4 * ndim:
+        expected = 4 + 4 * ndim + math.prod(int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+    if expected != size:
+        what = f"{size:,} bytes where its header promises {expected:,}" if expected else "no IDX header"
+        raise UserInputError(
+            f"MNIST file {path} is damaged ({what}): an interrupted download or copy? "
+            "Delete it and fetch it again (--data.download true), or copy a good one there."
+        )

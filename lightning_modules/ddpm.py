@@ -171,8 +171,16 @@ class DDPM(pl.LightningModule):
         return x
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """One grid's worth of samples per predict batch; the batch itself carries nothing the model needs."""
-        return self.sample(self.num_samples, self.sample_steps, self.eta, progress=True)
+        """This process's share of a `num_samples` grid; the batch holds the share's index (see MNISTDataModule).
+
+        In one process that is the whole grid, drawn from torch's global generator. Under DDP, process i
+        draws every world_size-th image, and processes other than the first seed their own generator from
+        the shared one, so that they do not all draw the same noise.
+        """
+        part, parts = int(batch[0]), self.trainer.world_size
+        count = len(range(part, self.num_samples, parts))
+        seed = int(torch.randint(2**31, (1,))) + part if part else None
+        return self.sample(count, self.sample_steps, self.eta, seed=seed, progress=True)
 
 
 def _check_config(

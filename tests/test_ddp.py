@@ -1,0 +1,64 @@
+"""Both models on Lightning's DDP with two CPU processes: same weights everywhere, every output written once."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from subprocess_runs import ddpm_args, gpt_args, run_train
+
+TWO_PROCESSES = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+
+
+@pytest.mark.parametrize("model", ["gpt2_mini", "ddpm"])
+def test_two_process_training_and_predict(tmp_path, tiny_mnist, model):
+    text = tmp_path / "tiny.txt"
+    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
+    make, data = (gpt_args, text) if model == "gpt2_mini" else (ddpm_args, tiny_mnist)
+    dump = tmp_path / "ranks"
+    fit = run_train(
+        "fit", *make(tmp_path, data, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2", *TWO_PROCESSES),
+        "--trainer.callbacks+=helper_callbacks.DumpRankState", "--trainer.callbacks.out_dir", str(dump),
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "Starting with 2 processes" in fit.stderr + fit.stdout
+
+    ranks = [torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, value in ranks[0]["state_dict"].items():
+        assert torch.equal(ranks[1]["state_dict"][name], value), name  # DDP kept the replicas identical
+    assert not torch.equal(ranks[0]["first_batch"], ranks[1]["first_batch"])  # each rank its own samples
+
+    runs = sorted((tmp_path / "lightning_logs").iterdir())
+    assert [r.name for r in runs] == ["version_0"]
+    run = runs[0]
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "last.ckpt"
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    if model == "ddpm":
+        assert [e.step for e in events.Images("samples")] == [2, 4]  # one grid per validation, not one per rank
+        assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    else:
+        assert [e.step for e in events.Tensors("samples/text_summary")] == [2, 4]
+
+    predict_args = ["--data.prompts", '["hello", "the lab", "world"]'] if model == "gpt2_mini" else []
+    predict = run_train(
+        "predict", *make(tmp_path, data, *TWO_PROCESSES, *predict_args), "--ckpt_path", str(run / "checkpoints/last.ckpt")
+    )
+    assert predict.returncode == 0, predict.stderr[-3000:]
+    assert predict.stdout.count("Wrote ") == 1
+    out = sorted((tmp_path / "lightning_logs").iterdir())[-1]
+    if model == "ddpm":
+        assert torch.load(out / "samples.pt", weights_only=True).shape == (4, 1, 28, 28)
+    else:
+        texts = (out / "predictions.txt").read_text().split("\n" + "-" * 40 + "\n")
+        prompts = ["hello", "the lab", "world"]
+        assert len(texts) == 3 and all(t.startswith(p) for t, p in zip(texts, prompts))  # all three, in order
+
+
+def test_the_readme_documents_several_processes_and_machines():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for option in ("--trainer.devices", "--trainer.num_nodes", "--trainer.strategy ddp"):
+        assert option in readme
