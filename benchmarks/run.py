@@ -121,31 +121,54 @@ def _gpt_training(steps: int, warmup: int, data: str | None) -> dict:
             "ratio": best["lightning"] / best["bare"]}  # fmt: skip
 
 
-def _ddpm_model():
+def _gpt_compile(steps: int, warmup: int, compile: bool) -> dict:
+    """Training steps of the gpt2_mini_shakespeare model (4x128, block 64, batch 12) on random tokens.
+
+    The first `warmup` steps (where torch.compile compiles) are timed apart from the rest.
+    """
+    from lightning_modules import GPT2Mini
+
+    torch.manual_seed(0)
+    model = GPT2Mini(vocab_size=65, block_size=64, dropout=0.0, compile=compile)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = (torch.randint(0, 65, (12, 64)), torch.randint(0, 65, (12, 64)))
+    seconds = _timed_steps(lambda step: model._loss_fn(batch), optimizer, steps, warmup)
+    return {"tokens_per_s": (steps - warmup) * 12 * 64 / seconds["steady"], "warmup_s": seconds["warmup"]}
+
+
+def _timed_steps(loss_of_step: Callable, optimizer, steps: int, warmup: int, bf16: bool = False) -> dict:
+    """Seconds spent in the first `warmup` optimizer steps and in the `steps - warmup` after them."""
+    start = time.perf_counter()
+    for step in range(steps):
+        if step == warmup:
+            warm = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_of_step(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"warmup": warm - start, "steady": time.perf_counter() - warm}
+
+
+def _ddpm_model(compile: bool = False):
     import yaml
 
     from lightning_modules import DDPM
 
     config = yaml.safe_load((REPO / "configs/ddpm.yaml").read_text())
     args = {k: v for k, v in config["model"]["init_args"].items() if k not in ("num_samples", "sample_steps", "eta")}
-    return DDPM(**args), config["trainer"].get("precision") == "bf16-mixed", config["data"]["init_args"]["batch_size"]
+    model = DDPM(**args, compile=compile)
+    return model, config["trainer"].get("precision") == "bf16-mixed", config["data"]["init_args"]["batch_size"]
 
 
-def _ddpm_training(steps: int, warmup: int) -> dict:
+def _ddpm_training(steps: int, warmup: int, compile: bool = False) -> dict:
     """Training steps of configs/ddpm.yaml's model, batch size and precision, on random images."""
     torch.manual_seed(0)
-    model, bf16, batch_size = _ddpm_model()
+    model, bf16, batch_size = _ddpm_model(compile)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     x0 = torch.rand(batch_size, 1, 28, 28) * 2 - 1
-    for step in range(steps):
-        if step == warmup:
-            start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model.training_step([x0], step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return {"images_per_s": (steps - warmup) * batch_size / (time.perf_counter() - start), "bf16": bf16}
+    seconds = _timed_steps(lambda step: model.training_step([x0], step), optimizer, steps, warmup, bf16)
+    return {"images_per_s": (steps - warmup) * batch_size / seconds["steady"], "warmup_s": seconds["warmup"], "bf16": bf16}
 
 
 def _ddpm_sampling(num_samples: int, steps: int | None) -> dict:
@@ -212,8 +235,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{f'GPT2Mini generate {new_tokens} tokens, no cache':<44} {gen['no_cache_tokens_per_s']:>15,.0f} tokens/s")
         summary = f"{gen['speedup']:.1f}x, {gen['identical_tokens']}"
         print(f"{'  cache speed-up, identical tokens':<44} {summary:>22}")
-    train = measure(_ddpm_training, ddpm_steps, 3)
-    record("DDPM training (configs/ddpm.yaml)", train, f"{train['images_per_s']:,.0f} images/s")
+    for compile in (False, True):
+        gpt_c = measure(_gpt_compile, gpt_steps, 20, compile)
+        label = "GPT2Mini training step, " + ("torch.compile" if compile else "eager")
+        record(label, gpt_c, f"{gpt_c['tokens_per_s']:,.0f} tokens/s")
+        rows[label]["first_20_steps_s"] = gpt_c["warmup_s"]
+    for compile in (False, True):
+        train = measure(_ddpm_training, ddpm_steps, 3, compile)
+        label = "DDPM training (configs/ddpm.yaml)" + (", torch.compile" if compile else "")
+        record(label, train, f"{train['images_per_s']:,.0f} images/s")
     ddim = measure(_ddpm_sampling, 64, 50)
     record("DDPM sample 64 images, DDIM 50 steps", ddim, f"{ddim['seconds']:,.1f} s")
     ancestral = measure(_ddpm_sampling, 64, None)

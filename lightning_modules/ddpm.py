@@ -18,7 +18,8 @@ class DDPM(pl.LightningModule):
     Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
     documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched.
     `num_samples`, `sample_steps` and `eta` are the sampling settings `predict` uses (see `sample`); they
-    are not part of the model and are not saved with it.
+    are not part of the model and are not saved with it, nor is `compile` (torch.compile for the training
+    and validation loss; off by default: see the README for what it does on a CPU).
     """
 
     def __init__(
@@ -36,17 +37,20 @@ class DDPM(pl.LightningModule):
         warmup_steps: int = 100,
         disable_residual: bool = False,
         disable_time_emb: bool = False,
+        compile: bool = False,
         num_samples: int = 64,
         sample_steps: int | None = None,
         eta: float = 0.0,
     ) -> None:
         super().__init__()
         _check_config(image_size, in_channels, base_channels, channel_mults, dropout, learning_rate, warmup_steps)
-        self.save_hyperparameters(ignore=["num_samples", "sample_steps", "eta"])
+        self.save_hyperparameters(ignore=["compile", "num_samples", "sample_steps", "eta"])
         self.schedule = NoiseSchedule(noise_schedule, timesteps, beta_start, beta_end)
         _check_sampling(num_samples, sample_steps, eta, timesteps)
         self.num_samples, self.sample_steps, self.eta = num_samples, sample_steps, eta
         self.unet = UNet(in_channels, base_channels, tuple(channel_mults), dropout, disable_residual, disable_time_emb)
+        # torch.compile (on first call) for the training and validation loss; sampling stays eager.
+        self._loss_fn = torch.compile(self.loss) if compile else self.loss
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Noisy images (B, C, H, W) and their timesteps (B,) -> predicted noise eps_theta(x_t, t)."""
@@ -62,7 +66,7 @@ class DDPM(pl.LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x0 = batch[0]
         t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), device=x0.device)
-        loss = self.loss(x0, t, torch.randn_like(x0))
+        loss = self._loss_fn(x0, t, torch.randn_like(x0))
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
@@ -72,7 +76,7 @@ class DDPM(pl.LightningModule):
         generator = torch.Generator().manual_seed(batch_idx)
         t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
-        return self.loss(x0, t.to(x0.device), noise.to(x0.device))
+        return self._loss_fn(x0, t.to(x0.device), noise.to(x0.device))
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         loss = self._fixed_noise_loss(batch, batch_idx)

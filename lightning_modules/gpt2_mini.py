@@ -22,7 +22,8 @@ class GPT2Mini(pl.LightningModule):
     `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model
     loaded with `load_from_checkpoint` can encode and decode text without its training data.
     `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
-    part of the model and are not saved with it.
+    part of the model and are not saved with it, nor is `compile` (torch.compile for the training and
+    validation loss; off by default: see the README for what it does on a CPU).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class GPT2Mini(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         attn_impl: AttentionImpl = "sdpa",
         bias: bool = True,
+        compile: bool = False,
         chars: list[str] | None = None,
         max_new_tokens: int = 500,
         temperature: float = 1.0,
@@ -53,9 +55,11 @@ class GPT2Mini(pl.LightningModule):
         _check_config(vocab_size, n_layer, n_head, n_embd, block_size, dropout, learning_rate, ln_style, attn_impl)
         if chars is not None and len(chars) != vocab_size:
             raise UserInputError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}; they must match.")
-        self.save_hyperparameters(ignore=["max_new_tokens", "temperature", "top_k"])
+        self.save_hyperparameters(ignore=["compile", "max_new_tokens", "temperature", "top_k"])
         self.tokenizer = CharTokenizer(chars) if chars is not None else None
         self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
+        # torch.compile (on first call) for the training and validation loss; generation stays eager.
+        self._loss_fn = torch.compile(self._loss) if compile else self._loss
 
         self.tok_emb = nn.Embedding(vocab_size, n_embd)
         self.pos_emb = nn.Embedding(block_size, n_embd)
@@ -107,13 +111,13 @@ class GPT2Mini(pl.LightningModule):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self._loss_fn(batch)
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # logging costs ~1 ms: only when written
             self.log("train_loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+        self.log("val_loss", self._loss_fn(batch), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self.log("test_loss", self._loss(batch), sync_dist=True, batch_size=batch[0].size(0))

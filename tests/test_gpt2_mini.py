@@ -131,3 +131,12 @@ def test_uniform_guess_loss_is_log_vocab():
     model = tiny()
     x, y = torch.randint(0, len(CHARS), (2, 8, 16))
     assert model._loss((x, y)).item() == pytest.approx(math.log(len(CHARS)), abs=0.1)
+
+
+def test_compile_sends_the_loss_through_torch_compile_with_the_same_value():
+    model = GPT2Mini(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8, dropout=0.0, compile=True)
+    assert "compile" not in model.hparams  # how to run, not what the model is: never saved
+    assert model._loss_fn != model._loss
+    batch = (torch.randint(0, 11, (2, 8)), torch.randint(0, 11, (2, 8)))
+    with torch.no_grad():
+        torch.testing.assert_close(model._loss_fn(batch), model._loss(batch))
