@@ -68,7 +68,8 @@ def read_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict[s
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         reason = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
-        what = "is truncated (an interrupted copy or save?)" if "central directory" in reason else "is not a checkpoint file"
+        truncated = "central directory" in reason  # what torch says of a zip file cut short
+        what = "is truncated (an interrupted copy or save?)" if truncated else "is not a checkpoint file"
         raise UserInputError(
             f"Checkpoint {path} cannot be read: it {what} ({reason}). "
             "Use another one, e.g. last.ckpt or a best-*.ckpt from the same checkpoints folder."

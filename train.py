@@ -35,8 +35,13 @@ class LabCLI(LightningCLI):
     output folder that cannot be written is a one-line error, not a traceback half-way through a run.
     """
 
+    _checkpoint: dict[str, Any] | None = None  # the --ckpt_path file, read and checked once
+
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        defaults = {"callbacks": [CheckpointExtras(), DivergenceGuard()], "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO"}}
+        defaults = {
+            "callbacks": [CheckpointExtras(), DivergenceGuard()],
+            "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO"},
+        }
         super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -54,7 +59,9 @@ class LabCLI(LightningCLI):
             config = self.config[subcommand]
             self._checkpoint = self._check_checkpoint(config)
             if subcommand == "fit" and config.trainer.max_steps == 0:
-                raise UserInputError("--trainer.max_steps 0 trains nothing: give a positive number (or -1 for no limit).")
+                raise UserInputError(
+                    "--trainer.max_steps 0 trains nothing: give a positive number (or -1 for no limit)."
+                )
             _check_writable(Path(config.trainer.default_root_dir or "."))
 
     def _check_checkpoint(self, config) -> dict[str, Any] | None:
@@ -102,7 +109,8 @@ def main(args: list[str] | None = None) -> None:
         LabCLI(args=args, parser_kwargs={"exit_on_error": False})
     except ArgumentError as err:
         subcommand = next((a for a in (args if args is not None else sys.argv[1:]) if not a.startswith("-")), "fit")
-        sys.stderr.write(f"error: {explain_parse_error(str(err))}\nRun `python train.py {subcommand} --help` to see every option.\n")
+        hint = f"Run `python train.py {subcommand} --help` to see every option."
+        sys.stderr.write(f"error: {explain_parse_error(str(err))}\n{hint}\n")
         sys.exit(2)
     except Exception as err:
         user_error = find_user_error(err)

@@ -168,7 +168,8 @@ def _ddpm_training(steps: int, warmup: int, compile: bool = False) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     x0 = torch.rand(batch_size, 1, 28, 28) * 2 - 1
     seconds = _timed_steps(lambda step: model.training_step([x0], step), optimizer, steps, warmup, bf16)
-    return {"images_per_s": (steps - warmup) * batch_size / seconds["steady"], "warmup_s": seconds["warmup"], "bf16": bf16}
+    images_per_s = (steps - warmup) * batch_size / seconds["steady"]
+    return {"images_per_s": images_per_s, "warmup_s": seconds["warmup"], "bf16": bf16}
 
 
 def _ddpm_sampling(num_samples: int, steps: int | None) -> dict:

@@ -37,11 +37,13 @@ def likely_cause(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
     """The usual suspects for this run, from its settings."""
     hp = pl_module.hparams
     lr = hp.get("learning_rate")
-    causes = [f"a learning rate too high ({lr:g}; try --model.learning_rate {lr / 10:g})" if lr else "the learning rate"]
+    causes = [f"a learning rate too high ({lr:g}; try --model.learning_rate {lr / 10:g})"] if lr else []
     if not trainer.gradient_clip_val:
         causes.append("no gradient clipping (try --trainer.gradient_clip_val 1.0)")
     if hp.get("disable_residual") or hp.get("ln_style") == "post":
         causes.append("a switch that makes deep stacks unstable (disable_residual or ln_style post; warm up longer)")
     if "16" in str(trainer.precision):
         causes.append(f"reduced precision ({trainer.precision}; try --trainer.precision 32)")
+    if not causes:
+        return "Check the data and the model's settings."
     return "Likely cause: " + ", or ".join(causes) + "."

@@ -45,7 +45,8 @@ class TextSampleCallback(PeriodicSampler):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Check the prompt against the model's vocabulary before training, not at the first validation."""
         if not isinstance(pl_module, TextGenerator):
-            raise TypeError(f"TextSampleCallback needs a model with generate_text(); {type(pl_module).__name__} has none.")
+            name = type(pl_module).__name__
+            raise TypeError(f"TextSampleCallback needs a model with generate_text(); {name} has none.")
         if self.prompt is None:
             self.prompt = (getattr(trainer.datamodule, "prompts", None) or ["\n"])[0]
         try:

@@ -92,7 +92,9 @@ class CharDataModule(pl.LightningDataModule):
         """Refuse empty prompts and unseen characters now, not part-way through `predict`."""
         for i, prompt in enumerate(prompts):
             if not prompt:
-                raise UserInputError(f"Prompt {i} of --data.prompts is empty: give at least one character, e.g. a newline.")
+                raise UserInputError(
+                    f"Prompt {i} of --data.prompts is empty: give at least one character, e.g. a newline."
+                )
             try:
                 self.tokenizer.encode(prompt)
             except UserInputError as err:
