@@ -31,11 +31,11 @@ class LabCLI(LightningCLI):
 
     Every run gets crash-safe checkpoint writes (`AtomicCheckpointIO`), random-generator states in its
     checkpoints for exact resume (`CheckpointExtras`), and a stop at the first NaN loss (`DivergenceGuard`).
-    Options are checked before anything is built or written: a wrong checkpoint, `max_steps 0` or an
+    Options are checked before anything is built or trained: a wrong checkpoint, `max_steps 0` or an
     output folder that cannot be written is a one-line error, not a traceback half-way through a run.
     """
 
-    _checkpoint: dict[str, Any] | None = None  # the --ckpt_path file, read and checked once
+    _checkpoint_hparams: dict[str, Any] | None = None  # of the --ckpt_path file, read and checked once
 
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
         defaults = {
@@ -57,7 +57,7 @@ class LabCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
             config = self.config[subcommand]
-            self._checkpoint = self._check_checkpoint(config)
+            self._checkpoint_hparams = self._check_checkpoint(config)
             if subcommand == "fit" and config.trainer.max_steps == 0:
                 raise UserInputError(
                     "--trainer.max_steps 0 trains nothing: give a positive number (or -1 for no limit)."
@@ -68,21 +68,21 @@ class LabCLI(LightningCLI):
         if not config.get("ckpt_path"):
             return None
         model_class = str(config.model.class_path).rpartition(".")[2]
-        return read_checkpoint(config.ckpt_path, model=model_class)
+        return read_checkpoint(config.ckpt_path, model=model_class).get("hyper_parameters", {})
 
     def before_instantiate_classes(self) -> None:
         # LightningCLI has already taken the model's arguments from the checkpoint; the data must then
         # cut windows of the checkpoint's context length rather than the config's.
         config = self.config[self.subcommand]
         model_args, data_args = config.model.init_args, config.data.init_args
-        if self._checkpoint is not None and "block_size" in model_args and "block_size" in data_args:
+        if self._checkpoint_hparams is not None and "block_size" in model_args and "block_size" in data_args:
             data_args.block_size = model_args.block_size
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        if self._checkpoint is None:
+        if self._checkpoint_hparams is None:
             return
-        wanted = self._checkpoint.get("hyper_parameters", {}).get("block_size")
+        wanted = self._checkpoint_hparams.get("block_size")
         have = getattr(self.datamodule, "block_size", wanted)
         if wanted is not None and have != wanted:
             raise UserInputError(

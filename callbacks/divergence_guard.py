@@ -24,10 +24,12 @@ class DivergenceGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or torch.isfinite(loss).all():
+        finite = loss is None or bool(torch.isfinite(loss).all())
+        # Under DDP every process must stop together, or the others wait forever in the next all-reduce.
+        if trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
         raise TrainingDiverged(
-            f"Training diverged at step {trainer.global_step}: the loss is {loss.item()}. "
+            f"Training diverged at step {trainer.global_step}: the loss is {_value(loss)}. "
             f"{likely_cause(trainer, pl_module)} "
             "The newest checkpoint is the last good one: fix the cause and resume from it with --ckpt_path."
         )
@@ -47,3 +49,10 @@ def likely_cause(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
     if not causes:
         return "Check the data and the model's settings."
     return "Likely cause: " + ", or ".join(causes) + "."
+
+
+def _value(loss: torch.Tensor | None) -> str:
+    """This process's loss, or a word for it when another process's loss was the non-finite one."""
+    if loss is not None and not torch.isfinite(loss).all():
+        return str(loss.item())
+    return "not finite on another process"

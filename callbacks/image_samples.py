@@ -53,8 +53,8 @@ class ImageSampleCallback(PeriodicSampler):
         self.eta = eta
         self.seed = seed
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Check the sampling settings against the model before training, not at the first validation."""
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the sampling settings against the model before anything runs, not at the first validation end."""
         timesteps = getattr(pl_module, "hparams", {}).get("timesteps")
         if self.sample_steps is not None and timesteps is not None and not 1 <= self.sample_steps <= timesteps:
             raise UserInputError(

@@ -17,5 +17,6 @@ class LastCheckpoint(ModelCheckpoint):
         super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._last_global_step_saved != trainer.global_step:
+        # The parent's own test: not in fast_dev_run or sanity checks, nor twice for one step.
+        if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -42,8 +42,8 @@ class TextSampleCallback(PeriodicSampler):
         self.top_k = top_k
         self.verbose = verbose
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Check the prompt against the model's vocabulary before training, not at the first validation."""
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Pick and check the prompt before anything runs (fit or validate), not at the first validation end."""
         if not isinstance(pl_module, TextGenerator):
             name = type(pl_module).__name__
             raise TypeError(f"TextSampleCallback needs a model with generate_text(); {name} has none.")

@@ -137,6 +137,12 @@ class CharDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
+        processes = self.trainer.world_size if self.trainer else 1
+        if len(self.prompts) < processes:
+            raise UserInputError(
+                f"{len(self.prompts)} prompt(s) for {processes} processes: each process continues its own prompts. "
+                "Give at least as many --data.prompts, or predict with --trainer.devices 1."
+            )
         return DataLoader(self.prompts, batch_size=1, collate_fn=list)
 
 

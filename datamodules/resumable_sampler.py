@@ -42,13 +42,19 @@ class ResumableSampler(DistributedSampler):
 
         The seed is the run's (`seed_everything`), as for the samplers Lightning makes itself. Batches
         already trained on in the current epoch follow from the restored step count: every earlier epoch
-        took `ceil(batches / accumulate_grad_batches)` optimizer steps.
+        took `ceil(batches / accumulate_grad_batches)` optimizer steps, batches counted after
+        `limit_train_batches`.
         """
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         if trainer is None:
             return cls(dataset, seed=seed)
         sampler = cls(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, seed=seed)
         batches_per_epoch = math.ceil(sampler.num_samples / batch_size)
+        limit = trainer.limit_train_batches  # Lightning's cut of each epoch: a count, or a fraction
+        if isinstance(limit, int):
+            batches_per_epoch = min(batches_per_epoch, limit)
+        elif limit < 1.0:
+            batches_per_epoch = int(batches_per_epoch * limit)
         accumulate = trainer.accumulate_grad_batches
         steps_per_epoch = math.ceil(batches_per_epoch / accumulate)
         epoch = trainer.current_epoch

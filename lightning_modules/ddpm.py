@@ -183,6 +183,8 @@ class DDPM(pl.LightningModule):
         """
         part, parts = int(batch[0]), self.trainer.world_size
         count = len(range(part, self.num_samples, parts))
+        if count == 0:  # more processes than images
+            return torch.empty(0, self.hparams.in_channels, self.hparams.image_size, self.hparams.image_size)
         seed = int(torch.randint(2**31, (1,))) + part if part else None
         return self.sample(count, self.sample_steps, self.eta, seed=seed, progress=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import train
+from errors import UserInputError
 from subprocess_runs import ddpm_args, gpt_args
 
 TEXT = "hello world, the lab says hi.\n" * 10
@@ -95,6 +96,17 @@ def test_unknown_options_values_and_types_are_usage_errors(tmp_path, text, tiny_
     _assert_nothing_started(tmp_path)
 
 
+def test_predict_on_more_processes_than_prompts(tmp_path, text):
+    from types import SimpleNamespace
+
+    from datamodules import CharDataModule
+
+    dm = CharDataModule(data_path=str(text), block_size=16, prompts=["hello"])
+    dm.trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(UserInputError, match=r"1 prompt\(s\) for 2 processes.*--trainer.devices 1"):
+        dm.predict_dataloader()
+
+
 def test_unknown_key_in_a_config_file(tmp_path, text, capsys):
     config = tmp_path / "mine.yaml"
     config.write_text("model:\n  init_args:\n    n_layers: 3\n")
@@ -130,4 +142,4 @@ def test_mnist_with_a_file_missing_or_truncated(tmp_path, tiny_mnist, capsys, da
         assert re.search(r"MNIST not found .*t10k-images-idx3-ubyte missing", err)
     else:
         assert f"MNIST file {images} is damaged (1,000 bytes where its header promises 12,560)" in err
-    assert not list((tmp_path / "out").rglob("*.ckpt"))
+    _assert_nothing_started(tmp_path / "out")  # checked in prepare_data, before Lightning writes anything

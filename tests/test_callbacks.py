@@ -63,4 +63,4 @@ def test_text_samples_every_n_steps_reach_tensorboard(tmp_path, repetitive_text)
 
 def test_text_samples_need_a_text_generator():
     with pytest.raises(TypeError, match="generate_text"):
-        TextSampleCallback().on_fit_start(SimpleNamespace(datamodule=None), torch.nn.Linear(1, 1))
+        TextSampleCallback().setup(SimpleNamespace(datamodule=None), torch.nn.Linear(1, 1), "fit")

@@ -91,6 +91,20 @@ def test_resume_continues_step_optimizer_and_schedule(trained):
     assert before["lr_schedulers"][0]["last_epoch"] == 60
 
 
+def test_validate_from_a_checkpoint_scores_it_and_draws_a_sample(trained):
+    _, root, text, ckpt = trained
+    cli = train.LabCLI(args=["validate", *tiny_args(root, text), "--ckpt_path", str(ckpt)])
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    assert cli.trainer.callback_metrics["val_loss"] < 1.0
+    assert "samples/text_summary" in events.Tags()["tensors"]
+
+
+def test_fast_dev_run_writes_no_checkpoint(tmp_path, repetitive_text):
+    train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, "--trainer.fast_dev_run", "true")])
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_predict_prints_and_writes_generated_text(trained, capsys):
     _, root, text, ckpt = trained
     args = tiny_args(root, text, "--model.max_new_tokens", "12", "--model.temperature", "0")

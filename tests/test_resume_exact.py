@@ -32,10 +32,15 @@ def test_sampler_skips_what_a_resumed_epoch_already_trained_on():
     assert len(list(sampler)) == 10  # later epochs are whole
 
 
-@pytest.mark.parametrize(("global_step", "epoch", "skip"), [(0, 0, 0), (3, 0, 6), (5, 1, 2), (8, 2, 0)])
-def test_sampler_position_follows_the_restored_step(global_step, epoch, skip):
-    # 7 samples in batches of 2: 4 batches (one step each) per epoch.
-    trainer = SimpleNamespace(world_size=1, global_rank=0, accumulate_grad_batches=1, current_epoch=epoch, global_step=global_step)
+@pytest.mark.parametrize(("limit", "global_step", "epoch", "skip"), [
+    (1.0, 0, 0, 0), (1.0, 3, 0, 6), (1.0, 5, 1, 2), (1.0, 8, 2, 0),  # 7 samples, batches of 2: 4 steps an epoch
+    (3, 4, 1, 2), (0.5, 5, 2, 2),  # limit_train_batches cuts epochs to 3 and to 2 batches
+])  # fmt: skip
+def test_sampler_position_follows_the_restored_step(limit, global_step, epoch, skip):
+    trainer = SimpleNamespace(
+        world_size=1, global_rank=0, accumulate_grad_batches=1, limit_train_batches=limit,
+        current_epoch=epoch, global_step=global_step,
+    )  # fmt: skip
     sampler = ResumableSampler.for_trainer(range(7), batch_size=2, trainer=trainer)
     assert (sampler.epoch, sampler.start_epoch, sampler.skip) == (epoch, epoch, skip)
 
