@@ -37,6 +37,7 @@ class TextSampleCallback(PeriodicSampler):
     ) -> None:
         super().__init__(every_n_steps)
         self.prompt = prompt
+        self._prompt = prompt or "\n"  # what is continued: `prompt`, or the data's choice (see `setup`)
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_k = top_k
@@ -47,18 +48,17 @@ class TextSampleCallback(PeriodicSampler):
         if not isinstance(pl_module, TextGenerator):
             name = type(pl_module).__name__
             raise TypeError(f"TextSampleCallback needs a model with generate_text(); {name} has none.")
-        if self.prompt is None:
-            self.prompt = (getattr(trainer.datamodule, "prompts", None) or ["\n"])[0]
+        self._prompt = self.prompt or (getattr(trainer.datamodule, "prompts", None) or ["\n"])[0]
         try:
-            pl_module.generate_text(self.prompt, 0)
+            pl_module.generate_text(self._prompt, 0)
         except UserInputError as err:
             raise UserInputError(
-                f"TextSampleCallback's prompt {self.prompt!r} does not fit this text: {err} "
+                f"TextSampleCallback's prompt {self._prompt!r} does not fit this text: {err} "
                 "Set the callback's prompt in the config to a few characters of your text."
             ) from None
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        text = pl_module.generate_text(self.prompt, self.max_new_tokens, self.temperature, self.top_k)
+        text = pl_module.generate_text(self._prompt, self.max_new_tokens, self.temperature, self.top_k)
         if isinstance(trainer.logger, TensorBoardLogger):
             # Markdown would swallow single newlines; a code block shows the text as generated.
             trainer.logger.experiment.add_text("samples", "```\n" + text + "\n```", trainer.global_step)
