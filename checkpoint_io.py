@@ -1,11 +1,13 @@
 """Checkpoint files: written so a crash never leaves half a file, read with a clear word when they are wrong."""
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
 from errors import UserInputError
@@ -17,24 +19,69 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A rename within one folder is atomic, so a process killed at any moment leaves the old complete file or
     the new complete file, never a truncated one. (Lightning's own writer stages the file in the system's
     temporary folder, which may be another disk, where the final move is a copy.)
+
+    With `background=True` (train.py's choice) training goes on while the file is written: `save_checkpoint`
+    only copies the checkpoint's tensors to the CPU (a snapshot of this step) and a worker thread writes
+    them. At most one write is in flight: the next save, a removal, a load and the end of the run wait for it
+    first (`wait`), so memory stays bounded, an old file is never deleted before its replacement is on disk,
+    and a failed write raises in the training process. Lightning's `AsyncCheckpointIO` does neither of the
+    first two: it queues snapshots without bound and deletes old files at once.
     """
+
+    def __init__(self, background: bool = False) -> None:
+        super().__init__()
+        self.background = background
+        self._executor: ThreadPoolExecutor | None = None  # made at the first save: plugins must stay picklable
+        self._pending: Future | None = None
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options.")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        self.wait()
+        if not self.background:
+            _write_atomically(checkpoint, Path(path))
+            return
+        snapshot = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending = self._executor.submit(_write_atomically, snapshot, Path(path))
+
+    def wait(self) -> None:
+        """Return once the write in flight, if any, is on disk; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.wait()
+        return super().load_checkpoint(*args, **kwargs)
+
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
+        self.wait()
+        super().remove_checkpoint(path)
+
+    def teardown(self) -> None:
         try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+            self.wait()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None
+
+
+def _write_atomically(checkpoint: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -29,8 +29,9 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 class LabCLI(LightningCLI):
     """LightningCLI with the links between a datamodule and the model it feeds, and the lab's safety nets.
 
-    Every run gets crash-safe checkpoint writes (`AtomicCheckpointIO`), random-generator states in its
-    checkpoints for exact resume (`CheckpointExtras`), and a stop at the first NaN loss (`DivergenceGuard`).
+    Every run gets crash-safe checkpoint writes that overlap training (`AtomicCheckpointIO`), random-generator
+    states in its checkpoints for exact resume (`CheckpointExtras`), and a stop at the first NaN loss
+    (`DivergenceGuard`).
     Options are checked before anything is built or trained: a wrong checkpoint, `max_steps 0` or an
     output folder that cannot be written is a one-line error, not a traceback half-way through a run.
     """
@@ -40,7 +41,7 @@ class LabCLI(LightningCLI):
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
         defaults = {
             "callbacks": [CheckpointExtras(), DivergenceGuard()],
-            "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO"},
+            "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO", "init_args": {"background": True}},
         }
         super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
 

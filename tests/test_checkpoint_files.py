@@ -6,32 +6,39 @@ import sys
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
+import checkpoint_io
 import train
+from callbacks import LastCheckpoint
 from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
-from checkpoint_io import read_checkpoint
+from checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from datamodules import CharDataModule
+from lightning_modules import GPT2Mini
 from subprocess_runs import REPO, ddpm_args, gpt_args
 
 SAVER = """
 import sys, torch
 from checkpoint_io import AtomicCheckpointIO
-io, path, n = AtomicCheckpointIO(), sys.argv[1], 0
+io, path, n = AtomicCheckpointIO(background=sys.argv[2] == "background"), sys.argv[1], 0
 while True:  # ~24 MB a save, each tagged with its number, until killed
     n += 1
     io.save_checkpoint({"state_dict": {"w": torch.full((6_000_000,), float(n))}, "n": n}, path)
     if n == 1:
+        io.wait()
         print("saved", flush=True)
 """
 
 
-def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path):
+@pytest.mark.parametrize("mode", ["in the foreground", "background"])
+def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path, mode):
     # Three savers side by side (they start slowly and save quickly); each is killed at its own moment.
     delays = (0.05, 0.17, 0.29)
     paths = [tmp_path / f"saver{i}" / "last.ckpt" for i in range(len(delays))]
     savers = [
-        subprocess.Popen([sys.executable, "-c", SAVER, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", SAVER, str(path), mode], cwd=REPO, stdout=subprocess.PIPE, text=True)
         for path in paths
     ]
     for saver, delay in zip(savers, delays):
@@ -46,6 +53,69 @@ def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path):
         assert w.numel() == 6_000_000 and torch.all(w == checkpoint["n"])  # one whole save, not a mix
         seen.append(checkpoint["n"])
     assert max(seen) > 1  # the kills did land after at least one overwrite
+
+
+@pytest.fixture
+def slow_writes(monkeypatch):
+    """Makes every checkpoint write take 0.3 s longer, and records when each one is on disk."""
+    done, write = [], checkpoint_io._write_atomically
+
+    def slow_write(checkpoint, path):
+        time.sleep(0.3)
+        write(checkpoint, path)
+        done.append(f"wrote {path.name}")
+
+    monkeypatch.setattr(checkpoint_io, "_write_atomically", slow_write)
+    return done
+
+
+def test_a_background_save_writes_the_state_at_the_moment_it_was_called(tmp_path, slow_writes):
+    writer, w = AtomicCheckpointIO(background=True), torch.zeros(1000)
+    writer.save_checkpoint({"state_dict": {"w": w}}, tmp_path / "last.ckpt")
+    w.add_(1.0)  # training goes on while the file is written
+    assert slow_writes == []
+    writer.wait()
+    assert slow_writes == ["wrote last.ckpt"]
+    assert torch.equal(torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.zeros(1000))
+
+
+def test_an_old_checkpoint_is_removed_only_once_its_replacement_is_on_disk(tmp_path, slow_writes):
+    writer = AtomicCheckpointIO(background=True)
+    (tmp_path / "best-old.ckpt").write_bytes(b"an older best checkpoint")
+    writer.save_checkpoint({"n": torch.tensor(2)}, tmp_path / "best-new.ckpt")
+    writer.remove_checkpoint(tmp_path / "best-old.ckpt")
+    slow_writes.append("removed best-old.ckpt")
+    assert slow_writes == ["wrote best-new.ckpt", "removed best-old.ckpt"]
+
+
+def test_a_failed_background_write_raises_in_the_training_process(tmp_path):
+    writer = AtomicCheckpointIO(background=True)
+    (tmp_path / "last.ckpt").mkdir()  # a folder where the file should go: the final rename fails
+    writer.save_checkpoint({"n": torch.tensor(1)}, tmp_path / "last.ckpt")
+    with pytest.raises(OSError):
+        writer.teardown()
+    assert list(tmp_path.iterdir()) == [tmp_path / "last.ckpt"]  # no temporary file left behind
+
+
+def test_last_checkpoint_is_on_disk_one_step_after_its_save(tmp_path, repetitive_text, slow_writes):
+    # With every write 0.3 s late, only LastCheckpoint's wait puts step 2's file on disk by the end of step 3.
+    on_disk = {}
+
+    class LookAtStep(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            path = tmp_path / "last.ckpt"
+            on_disk[trainer.global_step] = torch.load(path)["global_step"] if path.exists() else None
+
+    dm = CharDataModule(data_path=repetitive_text, block_size=8, batch_size=4)
+    model = GPT2Mini(dm.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=8, chars=dm.chars)
+    trainer = pl.Trainer(
+        max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        plugins=[AtomicCheckpointIO(background=True)],
+        callbacks=[LookAtStep(), LastCheckpoint(dirpath=tmp_path, every_n_train_steps=2)],
+    )  # fmt: skip
+    trainer.fit(model, dm)
+    assert on_disk == {0: None, 1: None, 2: None, 3: 2, 4: 2}
+    assert torch.load(tmp_path / "last.ckpt")["global_step"] == 5  # the final save, waited for at the end
 
 
 @pytest.fixture(scope="module")
