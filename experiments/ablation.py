@@ -89,7 +89,7 @@ def write_table(results: dict[str, dict], model: str, steps: int, path: Path) ->
         if "error" in r:
             lines.append(f"| {name} | failed | {r['error']} |{plan}")
         else:
-            lines.append(f"| {name} | {r['train_loss']:.3f} | {r['val_loss']:.3f} |{plan}")
+            lines.append(f"| {name} | {r['train_loss']:.4g} | {r['val_loss']:.4g} |{plan}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -98,7 +98,7 @@ def plot_curves(results: dict[str, dict], model: str, path: Path) -> None:
     for name, r in results.items():
         if "log_dir" in r:
             steps, losses = read_scalars(r["log_dir"], "train_loss")
-            ax.plot(steps, losses, label=f"{name} (val {r['val_loss']:.2f})")
+            ax.plot(steps, losses, label=f"{name} (val {r['val_loss']:.3g})")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title(f"{model}: ablations")

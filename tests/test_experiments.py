@@ -48,6 +48,8 @@ def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
                    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])  # fmt: skip
     results = json.loads((out / "ablation.json").read_text())
     assert set(results) == {"baseline", "no_time_emb"} and all("val_loss" in r for r in results.values())
+    baseline = results["baseline"]  # diffusion losses are small: four significant digits keep them apart
+    assert f"| baseline | {baseline['train_loss']:.4g} | {baseline['val_loss']:.4g} |" in (out / "ablation.md").read_text()
 
 
 def test_unknown_variant_is_a_usage_error(capsys):
