@@ -1,10 +1,11 @@
 """Speed of the lab's hot paths on this machine: prints a table and writes JSON.
 
-    python -m benchmarks.run            # about 10 minutes on a 2-core CPU
+    python -m benchmarks.run            # about 7 minutes on a 2-core CPU
     python -m benchmarks.run --quick    # about 3 minutes
 
 Measures GPT2Mini training tokens/s through Lightning and through a bare PyTorch loop (same model, data,
-optimizer and settings: configs/gpt2_mini_shakespeare.yaml), GPT2Mini generation tokens/s with and without
+optimizer and settings: configs/gpt2_mini_shakespeare.yaml; the bare loop with and without the config's
+last.ckpt every 10 steps), GPT2Mini generation tokens/s with and without
 the KV cache, DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
 50-step DDIM (configs/ddpm.yaml's model). Each benchmark runs in a fresh process, whose peak resident
 memory is reported beside it. Weights are untrained: speed does not depend on them.
@@ -27,64 +28,120 @@ SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 REPEATS = 3
 
 
-def _lightning_gpt_training(steps: int, warmup: int, data: str | None) -> float:
-    """The real fit loop: train.py with the shakespeare config (logging, grad norms, LR monitor), no validation."""
+class _BareLoop:
+    """The gpt2_mini_shakespeare model, data, optimizer, schedule and clipping in a plain PyTorch loop.
+
+    With `checkpoint_every`, it writes a last.ckpt of the same contents as train.py's (weights, optimizer,
+    schedule, random states) with the same writer, waiting for each write by the end of the next step as
+    `LastCheckpoint` does.
+    """
+
+    def __init__(self, data: str | None, folder: Path, checkpoint_every: int | None = None) -> None:
+        import lightning.pytorch as pl
+
+        from checkpoint_io import AtomicCheckpointIO
+        from datamodules import CharDataModule
+        from lightning_modules import GPT2Mini
+
+        pl.seed_everything(1337, verbose=False)
+        dm = CharDataModule(data_path=data, block_size=64, batch_size=12)
+        self.model = GPT2Mini(
+            dm.vocab_size, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, learning_rate=1e-3,
+            min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000, betas=(0.9, 0.99), chars=dm.chars,
+        )  # fmt: skip
+        config = self.model.configure_optimizers()
+        self.optimizer, self.scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        self.batches = iter(dm.train_dataloader())
+        self.checkpoint_every, self.path, self.writer = checkpoint_every, folder / "last.ckpt", AtomicCheckpointIO(background=True)
+        self.step = 0
+
+    def run(self, steps: int) -> float:
+        """Seconds for the next `steps` steps, with any checkpoint they write on disk."""
+        from callbacks.checkpoint_extras import collect_rng_states
+
+        start = time.perf_counter()
+        self.model.train()
+        for _ in range(steps):
+            x, y = next(self.batches)
+            loss = self.model._loss((x, y))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            if self.checkpoint_every:
+                self.writer.wait()
+                if self.step % self.checkpoint_every == 0:
+                    checkpoint = {
+                        "state_dict": self.model.state_dict(),
+                        "optimizer_states": [self.optimizer.state_dict()],
+                        "lr_schedulers": [self.scheduler.state_dict()],
+                        "global_step": self.step,
+                        "rng_states": collect_rng_states(),
+                    }
+                    self.writer.save_checkpoint(checkpoint, self.path)
+        self.writer.wait()
+        return time.perf_counter() - start
+
+
+def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
+    """Lightning's fit loop and two bare loops, `turn` steps each in turns, in one process.
+
+    Timings on a shared machine drift by 10-20% within minutes; loops that take turns every second or so
+    meet the same drift, where loops run one after the other do not. The Lightning loop is train.py with the
+    gpt2_mini_shakespeare config (logging, grad norms, LR monitor, last.ckpt every 10 steps) without
+    validation; the bare loops run in one of its callbacks, between its steps. One bare loop writes the same
+    last.ckpt every 10 steps (the like-for-like comparison), the other none (what that crash safety costs).
+    The first turn of each loop warms up and is not timed.
+    """
     import lightning.pytorch as pl
 
     from train import LabCLI
 
-    class StepTimer(pl.Callback):
+    folder = Path(_tmpdir())
+    every = 10
+    bare = {"bare": _BareLoop(data, folder / "bare", every), "bare_no_checkpoints": _BareLoop(data, folder / "none")}
+    seconds, timed_steps = dict.fromkeys(["lightning", *bare], 0.0), dict.fromkeys(["lightning", *bare], 0)
+
+    class TakeTurns(pl.Callback):
+        turn_start = 0.0
+
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if trainer.global_step == warmup:
-                self.start = time.perf_counter()
+            step = trainer.global_step
+            if step % turn:
+                return
+            trainer.strategy.checkpoint_io.wait()  # Lightning's turn ends with its checkpoints on disk too
+            if step >= 2 * turn:
+                seconds["lightning"] += time.perf_counter() - self.turn_start
+                timed_steps["lightning"] += turn
+            for name, loop in bare.items():
+                elapsed = loop.run(turn)
+                if step >= turn:
+                    seconds[name] += elapsed
+                    timed_steps[name] += turn
+            self.turn_start = time.perf_counter()
 
-        def on_train_end(self, trainer, pl_module):
-            self.seconds = time.perf_counter() - self.start
-
-    timer = StepTimer()
-    cli = LabCLI(
+    LabCLI(
         args=[
             "fit", "--config", str(REPO / "configs/gpt2_mini_shakespeare.yaml"),
             "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
-            "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false",
-            "--trainer.default_root_dir", str(Path(_tmpdir()) / "bench"),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.default_root_dir", str(folder / "lightning"),
             *(["--data.data_path", data] if data else []),
         ],
-        trainer_defaults={"callbacks": [timer]},
+        trainer_defaults={"callbacks": [TakeTurns()]},
     )  # fmt: skip
-    dm = cli.datamodule
-    return (steps - warmup) * dm.batch_size * dm.block_size / timer.seconds
-
-
-def _bare_gpt_training(steps: int, warmup: int, data: str | None) -> float:
-    """The same model, data, optimizer, schedule and clipping, in a plain PyTorch loop."""
-    import lightning.pytorch as pl
-
-    from datamodules import CharDataModule
-    from lightning_modules import GPT2Mini
-
-    pl.seed_everything(1337, verbose=False)
-    dm = CharDataModule(data_path=data, block_size=64, batch_size=12)
-    model = GPT2Mini(
-        dm.vocab_size, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, learning_rate=1e-3,
-        min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000, betas=(0.9, 0.99), chars=dm.chars,
-    )  # fmt: skip
-    config = model.configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
-    model.train()
-    batches = iter(dm.train_dataloader())
-    for step in range(steps):
-        if step == warmup:
-            start = time.perf_counter()
-        x, y = next(batches)
-        loss = model._loss((x, y))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-    return (steps - warmup) * 12 * 64 / (time.perf_counter() - start)
+    tokens_per_s = {name: timed_steps[name] * 12 * 64 / seconds[name] for name in seconds}
+    return {
+        "lightning_tokens_per_s": tokens_per_s["lightning"],
+        "bare_tokens_per_s": tokens_per_s["bare"],
+        "bare_no_checkpoints_tokens_per_s": tokens_per_s["bare_no_checkpoints"],
+        "ratio": tokens_per_s["lightning"] / tokens_per_s["bare"],
+        "ratio_to_no_checkpoints": tokens_per_s["lightning"] / tokens_per_s["bare_no_checkpoints"],
+        "checkpoint_every": every,
+        "turn_steps": turn,
+    }
 
 
 def _generation(new_tokens: int) -> dict:
@@ -109,16 +166,6 @@ def _generation(new_tokens: int) -> dict:
         "speedup": seconds[False] / seconds[True],
         "identical_tokens": tokens[True] == tokens[False],
     }
-
-
-def _gpt_training(steps: int, warmup: int, data: str | None) -> dict:
-    """Lightning's fit loop and the bare loop in turns, in one process; the best of each."""
-    best = {"lightning": 0.0, "bare": 0.0}
-    for _ in range(2):
-        best["lightning"] = max(best["lightning"], _lightning_gpt_training(steps, warmup, data))
-        best["bare"] = max(best["bare"], _bare_gpt_training(steps, warmup, data))
-    return {"lightning_tokens_per_s": best["lightning"], "bare_tokens_per_s": best["bare"],
-            "ratio": best["lightning"] / best["bare"]}  # fmt: skip
 
 
 def _gpt_compile(steps: int, warmup: int, compile: bool) -> dict:
@@ -218,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="text for the GPT training benchmark (default: tiny Shakespeare if present)")  # fmt: skip
     parser.add_argument("--output", default="benchmarks/results.json")
     args = parser.parse_args(argv)
-    gpt_steps, ddpm_steps = (120, 12) if args.quick else (400, 40)
+    gpt_steps, ddpm_steps = (120, 12) if args.quick else (600, 40)
     rows: dict[str, dict] = {}
 
     def record(name: str, result: dict, figure: str) -> None:
@@ -230,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     record("GPT2Mini training, Lightning fit loop", gpt, f"{gpt['lightning_tokens_per_s']:,.0f} tokens/s")
     print(f"{'GPT2Mini training, bare PyTorch loop':<44} {gpt['bare_tokens_per_s']:>15,.0f} tokens/s")
     print(f"{'  Lightning / bare':<44} {gpt['ratio']:>21.1%}")
+    print(f"{'GPT2Mini training, bare, no checkpoints':<44} {gpt['bare_no_checkpoints_tokens_per_s']:>15,.0f} tokens/s")
+    print(f"{'  Lightning / bare without checkpoints':<44} {gpt['ratio_to_no_checkpoints']:>21.1%}")
     for new_tokens in (255, 1000):
         gen = measure(_generation, new_tokens)
         record(f"GPT2Mini generate {new_tokens} tokens, KV cache", gen, f"{gen['cache_tokens_per_s']:,.0f} tokens/s")
