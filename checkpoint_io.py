@@ -1,13 +1,15 @@
 """Checkpoint files: written so a crash never leaves half a file, read with a clear word when they are wrong."""
 
+import copy
 import os
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning_utilities.core.apply_func import apply_to_collection
+from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
 from errors import UserInputError
@@ -21,11 +23,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     temporary folder, which may be another disk, where the final move is a copy.)
 
     With `background=True` (train.py's choice) training goes on while the file is written: `save_checkpoint`
-    only copies the checkpoint's tensors to the CPU (a snapshot of this step) and a worker thread writes
-    them. At most one write is in flight: the next save, a removal, a load and the end of the run wait for it
-    first (`wait`), so memory stays bounded, an old file is never deleted before its replacement is on disk,
-    and a failed write raises in the training process. Lightning's `AsyncCheckpointIO` does neither of the
-    first two: it queues snapshots without bound and deletes old files at once.
+    only takes a deep copy of the checkpoint (a snapshot of this step; tied weights stay one tensor) and a
+    worker thread writes it. At most one write is in flight: the next save, a removal, a load and the end of
+    the run wait for it first (`wait`), so memory stays bounded, an old file is never deleted before its
+    replacement is on disk, and a failed write raises in the training process. Lightning's
+    `AsyncCheckpointIO` does neither of the first two: it queues snapshots without bound and deletes old
+    files at once. Once the run has ended (`teardown`), saves are written before they return, so a
+    `trainer.save_checkpoint` after `fit` is on disk when the call returns.
     """
 
     def __init__(self, background: bool = False) -> None:
@@ -41,16 +45,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not self.background:
             _write_atomically(checkpoint, Path(path))
             return
-        snapshot = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        self._pending = self._executor.submit(_write_atomically, snapshot, Path(path))
+        self._pending = self._executor.submit(_write_atomically, copy.deepcopy(checkpoint), Path(path))
 
     def wait(self) -> None:
         """Return once the write in flight, if any, is on disk; raise its error if it failed."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if self._pending is None:
+            return
+        try:
+            self._pending.result()
+        finally:
+            if self._pending.done():  # not when the wait itself was interrupted (Ctrl-C): teardown waits again
+                self._pending = None
 
     def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self.wait()
@@ -61,9 +68,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().remove_checkpoint(path)
 
     def teardown(self) -> None:
+        """Lightning's end of a run (also after an error): the last write lands, later saves are synchronous."""
+        failing = sys.exc_info()[1] is not None  # the run's own error is being handled: keep it the one raised
         try:
             self.wait()
+        except Exception as err:
+            if not failing:
+                raise
+            rank_zero_warn(f"The last checkpoint write failed as well: {err}")
         finally:
+            self.background = False
             if self._executor is not None:
                 self._executor.shutdown()
                 self._executor = None

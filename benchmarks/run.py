@@ -31,8 +31,8 @@ REPEATS = 3
 class _BareLoop:
     """The gpt2_mini_shakespeare model, data, optimizer, schedule and clipping in a plain PyTorch loop.
 
-    With `checkpoint_every`, it writes a last.ckpt of the same contents as train.py's (weights, optimizer,
-    schedule, random states) with the same writer, waiting for each write by the end of the next step as
+    With `checkpoint_every`, it writes a last.ckpt holding the same tensors as train.py's (weights, optimizer,
+    schedule, random states) with the same writer, waiting for each write before the next step's update as
     `LastCheckpoint` does.
     """
 
@@ -66,21 +66,20 @@ class _BareLoop:
             loss = self.model._loss((x, y))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.writer.wait()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
-            if self.checkpoint_every:
-                self.writer.wait()
-                if self.step % self.checkpoint_every == 0:
-                    checkpoint = {
-                        "state_dict": self.model.state_dict(),
-                        "optimizer_states": [self.optimizer.state_dict()],
-                        "lr_schedulers": [self.scheduler.state_dict()],
-                        "global_step": self.step,
-                        "rng_states": collect_rng_states(),
-                    }
-                    self.writer.save_checkpoint(checkpoint, self.path)
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                checkpoint = {
+                    "state_dict": self.model.state_dict(),
+                    "optimizer_states": [self.optimizer.state_dict()],
+                    "lr_schedulers": [self.scheduler.state_dict()],
+                    "global_step": self.step,
+                    "rng_states": collect_rng_states(),
+                }
+                self.writer.save_checkpoint(checkpoint, self.path)
         self.writer.wait()
         return time.perf_counter() - start
 

@@ -1,8 +1,7 @@
 """LastCheckpoint: last.ckpt every few steps, and once more when training ends."""
 
-from typing import Any
-
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
@@ -10,25 +9,31 @@ class LastCheckpoint(ModelCheckpoint):
     """Writes only `last.ckpt`: every `every_n_train_steps` steps, and at the end of training.
 
     A killed run loses at most `every_n_train_steps` steps. With a writer that works in the background
-    (`AtomicCheckpointIO(background=True)`), a save may still be writing during the next step, so that step's
-    end waits for it. `ModelCheckpoint` alone skips the final save when the run stops between two of those
-    steps (a `max_steps` or `max_time` that is not a multiple), so a finished run's last.ckpt could lag its
-    real end; here it never does. A run stopped by an error keeps the
-    previous last.ckpt, which is what `DivergenceGuard` relies on.
+    (`AtomicCheckpointIO(background=True)`), a save may still be writing during the next step's forward and
+    backward passes; that step waits for it before it changes the weights. `ModelCheckpoint` alone skips the
+    final save when the run stops between two of those steps (a `max_steps` or `max_time` that is not a
+    multiple), so a finished run's last.ckpt could lag its real end; here it never does. A run stopped by an
+    error keeps the previous last.ckpt, which is what `DivergenceGuard` relies on.
     """
 
     def __init__(self, every_n_train_steps: int = 10, **kwargs) -> None:
         super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
-        if wait is not None:
-            wait()
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        _wait_for_write(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The parent's own test: not in fast_dev_run or sanity checks, nor twice for one step.
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # Every process leaves training with the files on disk (under DDP only rank zero writes them).
+        _wait_for_write(trainer)
+        trainer.strategy.barrier("LastCheckpoint.on_train_end")
+
+
+def _wait_for_write(trainer: pl.Trainer) -> None:
+    wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
+    if wait is not None:
+        wait()

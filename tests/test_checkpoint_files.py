@@ -57,11 +57,11 @@ def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path, m
 
 @pytest.fixture
 def slow_writes(monkeypatch):
-    """Makes every checkpoint write take 0.3 s longer, and records when each one is on disk."""
+    """Makes every checkpoint write take 0.5 s longer, and records when each one is on disk."""
     done, write = [], checkpoint_io._write_atomically
 
     def slow_write(checkpoint, path):
-        time.sleep(0.3)
+        time.sleep(0.5)
         write(checkpoint, path)
         done.append(f"wrote {path.name}")
 
@@ -71,12 +71,14 @@ def slow_writes(monkeypatch):
 
 def test_a_background_save_writes_the_state_at_the_moment_it_was_called(tmp_path, slow_writes):
     writer, w = AtomicCheckpointIO(background=True), torch.zeros(1000)
-    writer.save_checkpoint({"state_dict": {"w": w}}, tmp_path / "last.ckpt")
+    writer.save_checkpoint({"state_dict": {"tok_emb.weight": w, "lm_head.weight": w}}, tmp_path / "last.ckpt")
     w.add_(1.0)  # training goes on while the file is written
     assert slow_writes == []
     writer.wait()
     assert slow_writes == ["wrote last.ckpt"]
-    assert torch.equal(torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]["w"], torch.zeros(1000))
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(state["tok_emb.weight"], torch.zeros(1000))
+    assert state["tok_emb.weight"].untyped_storage().data_ptr() == state["lm_head.weight"].untyped_storage().data_ptr()
 
 
 def test_an_old_checkpoint_is_removed_only_once_its_replacement_is_on_disk(tmp_path, slow_writes):
@@ -86,6 +88,14 @@ def test_an_old_checkpoint_is_removed_only_once_its_replacement_is_on_disk(tmp_p
     writer.remove_checkpoint(tmp_path / "best-old.ckpt")
     slow_writes.append("removed best-old.ckpt")
     assert slow_writes == ["wrote best-new.ckpt", "removed best-old.ckpt"]
+    assert [path.name for path in tmp_path.iterdir()] == ["best-new.ckpt"]
+
+
+def test_after_the_run_a_save_is_on_disk_when_it_returns(tmp_path, slow_writes):
+    writer = AtomicCheckpointIO(background=True)
+    writer.teardown()  # what Lightning calls when fit ends, before on_fit_end or the user's own saves
+    writer.save_checkpoint({"n": torch.tensor(3)}, tmp_path / "after.ckpt")
+    assert slow_writes == ["wrote after.ckpt"]
 
 
 def test_a_failed_background_write_raises_in_the_training_process(tmp_path):
@@ -97,12 +107,24 @@ def test_a_failed_background_write_raises_in_the_training_process(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "last.ckpt"]  # no temporary file left behind
 
 
-def test_last_checkpoint_is_on_disk_one_step_after_its_save(tmp_path, repetitive_text, slow_writes):
-    # With every write 0.3 s late, only LastCheckpoint's wait puts step 2's file on disk by the end of step 3.
+def test_a_failed_write_does_not_hide_the_error_that_ended_the_run(tmp_path):
+    writer = AtomicCheckpointIO(background=True)
+    (tmp_path / "last.ckpt").mkdir()
+    writer.save_checkpoint({"n": torch.tensor(1)}, tmp_path / "last.ckpt")
+    with pytest.raises(RuntimeError, match="diverged"), pytest.warns(UserWarning, match="write failed as well"):
+        try:
+            raise RuntimeError("diverged")
+        except RuntimeError:
+            writer.teardown()  # as Lightning does while it handles the run's error
+            raise
+
+
+def test_last_checkpoint_is_on_disk_before_the_next_step_changes_the_weights(tmp_path, repetitive_text, slow_writes):
+    # With every write 0.5 s late, only LastCheckpoint's wait puts step 2's file on disk by the end of step 3.
     on_disk = {}
 
-    class LookAtStep(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+    class LookAfterEachStep(pl.Callback):  # runs before LastCheckpoint's own hook (Lightning puts those last)
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             path = tmp_path / "last.ckpt"
             on_disk[trainer.global_step] = torch.load(path)["global_step"] if path.exists() else None
 
@@ -111,11 +133,11 @@ def test_last_checkpoint_is_on_disk_one_step_after_its_save(tmp_path, repetitive
     trainer = pl.Trainer(
         max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
         plugins=[AtomicCheckpointIO(background=True)],
-        callbacks=[LookAtStep(), LastCheckpoint(dirpath=tmp_path, every_n_train_steps=2)],
+        callbacks=[LookAfterEachStep(), LastCheckpoint(dirpath=tmp_path, every_n_train_steps=2)],
     )  # fmt: skip
     trainer.fit(model, dm)
-    assert on_disk == {0: None, 1: None, 2: None, 3: 2, 4: 2}
-    assert torch.load(tmp_path / "last.ckpt")["global_step"] == 5  # the final save, waited for at the end
+    assert on_disk == {1: None, 2: None, 3: 2, 4: 2, 5: 4}
+    assert torch.load(tmp_path / "last.ckpt")["global_step"] == 5  # the final save, on disk when fit returns
 
 
 @pytest.fixture(scope="module")
