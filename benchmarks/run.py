@@ -25,6 +25,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+GPT_CONFIG = REPO / "configs" / "gpt2_mini_shakespeare.yaml"
 REPEATS = 3
 
 
@@ -38,19 +39,19 @@ class _BareLoop:
 
     def __init__(self, data: str | None, folder: Path, checkpoint_every: int | None = None) -> None:
         import lightning.pytorch as pl
+        import yaml
 
         from checkpoint_io import AtomicCheckpointIO
         from datamodules import CharDataModule
         from lightning_modules import GPT2Mini
 
-        pl.seed_everything(1337, verbose=False)
-        dm = CharDataModule(data_path=data, block_size=64, batch_size=12)
-        self.model = GPT2Mini(
-            dm.vocab_size, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, learning_rate=1e-3,
-            min_lr=1e-4, warmup_steps=100, lr_decay_steps=2000, betas=(0.9, 0.99), chars=dm.chars,
-        )  # fmt: skip
-        config = self.model.configure_optimizers()
-        self.optimizer, self.scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        config = yaml.safe_load(GPT_CONFIG.read_text())
+        pl.seed_everything(config["seed_everything"], verbose=False)
+        dm = CharDataModule(data_path=data, **config["data"]["init_args"])
+        self.tokens_per_step = dm.batch_size * dm.block_size
+        self.model = GPT2Mini(dm.vocab_size, block_size=dm.block_size, chars=dm.chars, **config["model"]["init_args"])
+        optimization = self.model.configure_optimizers()
+        self.optimizer, self.scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
         self.batches = iter(dm.train_dataloader())
         self.checkpoint_every, self.path, self.writer = checkpoint_every, folder / "last.ckpt", AtomicCheckpointIO(background=True)
         self.step = 0
@@ -123,7 +124,7 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
 
     LabCLI(
         args=[
-            "fit", "--config", str(REPO / "configs/gpt2_mini_shakespeare.yaml"),
+            "fit", "--config", str(GPT_CONFIG),
             "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.default_root_dir", str(folder / "lightning"),
@@ -131,7 +132,8 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
         ],
         trainer_defaults={"callbacks": [TakeTurns()]},
     )  # fmt: skip
-    tokens_per_s = {name: timed_steps[name] * 12 * 64 / seconds[name] for name in seconds}
+    tokens_per_step = bare["bare"].tokens_per_step  # the same data settings in all three loops
+    tokens_per_s = {name: timed_steps[name] * tokens_per_step / seconds[name] for name in seconds}
     return {
         "lightning_tokens_per_s": tokens_per_s["lightning"],
         "bare_tokens_per_s": tokens_per_s["bare"],
