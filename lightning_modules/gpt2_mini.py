@@ -184,7 +184,7 @@ class GPT2Mini(pl.LightningModule):
             elif caches and len(caches[0]) < block_size:
                 logits = self(idx[:, -1:], caches)  # only the newest token is new to the cache
             else:
-                caches = [KVCache() for _ in self.blocks]
+                caches = [KVCache(block_size) for _ in self.blocks]
                 logits = self(idx[:, -block_size:], caches)
             idx_next = self._pick_next(logits[:, -1, :], temperature, top_k)
             idx = torch.cat((idx, idx_next), dim=1)

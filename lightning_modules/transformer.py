@@ -21,21 +21,33 @@ class KVCache:
     """One layer's keys and values for the positions already processed.
 
     During generation each new token needs its own query but every earlier position's key and value; keeping
-    them means a step costs one position's work instead of the whole context's.
+    them means a step costs one position's work instead of the whole context's. The buffers for `max_len`
+    positions are allocated once, at the first `extend`, and filled in place: growing them token by token
+    would copy the whole cache at every step.
     """
 
-    def __init__(self) -> None:
-        self.k: torch.Tensor | None = None
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+        self.k: torch.Tensor | None = None  # (B, n_head, max_len, head_size), valid up to `len(self)`
         self.v: torch.Tensor | None = None
+        self._len = 0
 
     def __len__(self) -> int:
-        return 0 if self.k is None else self.k.size(-2)
+        return self._len
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new positions' keys and values (B, n_head, T, head_size); return all of them."""
-        self.k = k if self.k is None else torch.cat((self.k, k), dim=-2)
-        self.v = v if self.v is None else torch.cat((self.v, v), dim=-2)
-        return self.k, self.v
+        start, end = self._len, self._len + k.size(-2)
+        if end > self.max_len:
+            raise ValueError(f"KVCache holds {self.max_len} positions; {end} do not fit.")
+        if self.k is None:
+            B, n_head, _, head_size = k.shape
+            self.k = k.new_empty(B, n_head, self.max_len, head_size)
+            self.v = v.new_empty(B, n_head, self.max_len, head_size)
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        self._len = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
