@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 GPT_CONFIG = REPO / "configs" / "gpt2_mini_shakespeare.yaml"
-REPEATS = 3
+REPEATS = 5
 
 
 class _BareLoop:
