@@ -34,6 +34,19 @@ def test_cache_refuses_to_grow_past_block_size():
         model(torch.zeros(1, 1, dtype=torch.long), caches)
 
 
+def test_cache_fills_one_buffer_in_place_and_refuses_to_overflow():
+    cache = KVCache(4)
+    k1, v1, k2, v2 = (torch.randn(2, 3, t, 5) for t in (1, 1, 3, 3))
+    cache.extend(k1, v1)
+    buffer = cache.k
+    k, v = cache.extend(k2, v2)
+    assert cache.k is buffer  # filled in place, not grown
+    assert torch.equal(k, torch.cat((k1, k2), dim=-2)) and torch.equal(v, torch.cat((v1, v2), dim=-2))
+    assert len(cache) == 4
+    with pytest.raises(ValueError, match="holds 4 positions"):
+        cache.extend(k1, v1)
+
+
 @pytest.mark.parametrize("prompt_len", [1, 5])
 def test_greedy_tokens_are_identical_with_and_without_cache_across_the_block_boundary(prompt_len):
     model = tiny()
