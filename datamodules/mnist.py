@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning.pytorch as pl
 import torch
@@ -19,6 +20,14 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+KINDS = {2051: "images", 2049: "labels"}  # IDX magic: 0x08 (uint8 data), then the number of dimensions
+MAGICS = {kind: magic for magic, kind in KINDS.items()}
+SPLITS = {"train": MNIST_FILES[:2], "t10k": MNIST_FILES[2:]}  # each split's images and labels
+
+
+class IdxHeader(NamedTuple):
+    magic: int
+    dims: tuple[int, ...]
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -85,8 +94,8 @@ class MNISTDataModule(pl.LightningDataModule):
         if self._missing_files():
             hint = "--data.download true fetches them (needs internet)." if not self.download else ""
             raise self._not_found_error(hint)
-        for name in MNIST_FILES:
-            _check_idx(self.raw_dir / name)
+        headers = {name: _check_idx(self.raw_dir / name) for name in MNIST_FILES}
+        _check_set(self.raw_dir, headers)
 
     def _not_found_error(self, reason: str) -> UserInputError:
         """One message for every way the files can be missing: which ones, and where they must go."""
@@ -112,7 +121,7 @@ class MNISTDataModule(pl.LightningDataModule):
         return DataLoader(range(self.trainer.world_size if self.trainer else 1), batch_size=1)
 
 
-def _check_idx(path: Path) -> None:
+def _check_idx(path: Path) -> IdxHeader:
     """An IDX file's header gives its dimensions, so its size tells whether it arrived whole."""
     with path.open("rb") as f:
         header = f.read(4)
@@ -120,10 +129,80 @@ def _check_idx(path: Path) -> None:
         dims = f.read(4 * ndim)
     size, expected = path.stat().st_size, None
     if ndim and len(dims) == 4 * ndim:
-        expected = 4 + 4 * ndim + math.prod(int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+        expected = 4 + 4 * ndim + math.prod(_ints(dims))
     if expected != size:
         what = f"{size:,} bytes where its header promises {expected:,}" if expected else "no IDX header"
         raise UserInputError(
             f"MNIST file {path} is damaged ({what}): an interrupted download or copy? "
             "Delete it and fetch it again (--data.download true), or copy a good one there."
         )
+    return IdxHeader(int.from_bytes(header, "big"), _ints(dims))
+
+
+def _ints(data: bytes) -> tuple[int, ...]:
+    """IDX sizes are big-endian 32-bit integers."""
+    return tuple(int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4))
+
+
+def _check_set(raw_dir: Path, headers: dict[str, IdxHeader]) -> None:
+    """Whole files can still come from different sets, and torchvision then fails mid-run (an IndexError)."""
+    for name, header in headers.items():
+        _check_kind(raw_dir, name, header.magic)
+    _check_image_sizes(raw_dir, headers)
+    for images, labels in SPLITS.values():
+        (n_images, *_), (n_labels,) = headers[images].dims, headers[labels].dims
+        if n_labels != n_images:
+            raise _mismatch(
+                raw_dir, labels,
+                f"has {n_labels:,} labels but {images} has {n_images:,} images: the files come from different sets.",
+            )  # fmt: skip
+        _check_labels(raw_dir, labels)
+
+
+def _check_kind(raw_dir: Path, name: str, magic: int) -> None:
+    """Renamed or swapped files put images where labels belong (or the reverse); the magic number tells."""
+    kind = "images" if "-images-" in name else "labels"
+    if magic == MAGICS[kind]:
+        return
+    if magic in KINDS:
+        problem = f"holds {KINDS[magic]}, not {kind} (IDX magic {magic}): were the files renamed or swapped?"
+    else:
+        problem = f"holds no MNIST {kind} (IDX magic {magic}, not {MAGICS[kind]}): is it from another data set?"
+    raise _mismatch(raw_dir, name, problem)
+
+
+def _check_image_sizes(raw_dir: Path, headers: dict[str, IdxHeader]) -> None:
+    """Both splits feed one model, so their images must be one size; a split that is not 28x28 is the odd one."""
+    (train, _), (test, _) = SPLITS.values()
+    if headers[train].dims[1:] != headers[test].dims[1:]:
+        odd, other = (test, train) if headers[train].dims[1:] == (28, 28) else (train, test)
+        raise _mismatch(
+            raw_dir, odd,
+            f"holds {_size(headers[odd])} images but {other} holds {_size(headers[other])} ones: "
+            "the files come from different sets.",
+        )  # fmt: skip
+
+
+def _check_labels(raw_dir: Path, name: str) -> None:
+    """A label outside 0-9 means the file is not MNIST's (60,000 bytes at most: reading them is quick)."""
+    labels = (raw_dir / name).read_bytes()[8:]
+    top = max(labels, default=0)
+    if top > 9:
+        raise _mismatch(
+            raw_dir, name,
+            f"has label {top} (at position {labels.index(top):,}), but MNIST labels are the digits 0 to 9: "
+            "is it from another data set?",
+        )  # fmt: skip
+
+
+def _size(images: IdxHeader) -> str:
+    """28x28, as people write image sizes."""
+    return "x".join(map(str, images.dims[1:]))
+
+
+def _mismatch(raw_dir: Path, name: str, problem: str) -> UserInputError:
+    """Every mismatch has the same fix: the four files of one MNIST set, side by side (`problem` ends a sentence)."""
+    return UserInputError(
+        f"MNIST file {raw_dir / name} {problem} Copy the four files of one MNIST set into {raw_dir}/ again, "
+        "or delete all four and fetch them (--data.download true)."
+    )

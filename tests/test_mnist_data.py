@@ -1,5 +1,7 @@
-"""MNISTDataModule on a tiny MNIST written as IDX files, and its one clear error when the files are missing."""
+"""MNISTDataModule on a tiny MNIST written as IDX files, and its one clear error for missing or mismatched files."""
 
+import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +10,12 @@ import pytest
 import torch
 from torchvision import datasets
 
+import train
+from conftest import _write_idx
 from datamodules import MNISTDataModule
 from datamodules.mnist import MNIST_FILES
 from errors import UserInputError
+from subprocess_runs import ddpm_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,3 +105,57 @@ def test_missing_dataset_through_the_cli_exits_with_the_message_and_no_traceback
     _assert_names_dir_and_files(last_line, tmp_path)
     assert not list(tmp_path.rglob("*.ckpt"))
 
+
+def _replace_file(tiny_mnist: Path, tmp_path: Path, name: str, data: torch.Tensor | bytes) -> Path:
+    """A copy of the tiny MNIST whose file `name` is whole but from another set: `data`, as IDX or raw bytes."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_mnist, data_dir)
+    path = data_dir / "MNIST" / "raw" / name
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        _write_idx(path, data)
+    return data_dir
+
+
+def _wrong_label(n: int, at: int, value: int) -> torch.Tensor:
+    """The tiny MNIST's labels, one of them not a digit."""
+    labels = torch.arange(n) % 10
+    labels[at] = value
+    return labels
+
+
+@pytest.mark.parametrize(("name", "data", "problem"), [
+    ("t10k-labels-idx1-ubyte", torch.arange(48) % 10,
+     "has 48 labels but t10k-images-idx3-ubyte has 16 images: the files come from different sets."),
+    ("train-labels-idx1-ubyte", _wrong_label(48, at=5, value=12),
+     "has label 12 (at position 5), but MNIST labels are the digits 0 to 9: is it from another data set?"),
+    ("t10k-images-idx3-ubyte", torch.zeros(16, 32, 32),
+     "holds 32x32 images but train-images-idx3-ubyte holds 28x28 ones: the files come from different sets."),
+    ("train-images-idx3-ubyte", torch.zeros(48, 32, 32),
+     "holds 32x32 images but t10k-images-idx3-ubyte holds 28x28 ones: the files come from different sets."),
+    ("t10k-labels-idx1-ubyte", torch.zeros(16, 28, 28),
+     "holds images, not labels (IDX magic 2051): were the files renamed or swapped?"),
+])  # fmt: skip
+def test_mismatched_files_through_the_cli_are_one_error_line_and_no_run_folder(
+    tiny_mnist, tmp_path, name, data, problem
+):
+    data_dir = _replace_file(tiny_mnist, tmp_path, name, data)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["fit", *ddpm_args(out, data_dir)])
+    message, raw = exit_info.value.code, data_dir / "MNIST" / "raw"
+    assert isinstance(message, str) and "\n" not in message  # sys.exit(str): one line on stderr, exit status 1
+    assert message == (
+        f"error: MNIST file {raw / name} {problem} Copy the four files of one MNIST set into {raw}/ again, "
+        "or delete all four and fetch them (--data.download true)."
+    )
+    assert not list(out.iterdir())  # no run folder: checked in prepare_data, before Lightning writes anything
+
+
+def test_an_idx_file_that_is_neither_images_nor_labels_is_named(tiny_mnist, tmp_path):
+    matrix = struct.pack(">3i", 0x0802, 48, 784) + bytes(48 * 784)  # a whole 2-D uint8 IDX file: 48 x 784
+    data_dir = _replace_file(tiny_mnist, tmp_path, "train-images-idx3-ubyte", matrix)
+    with pytest.raises(UserInputError) as err:
+        MNISTDataModule(data_dir=str(data_dir), download=False).prepare_data()
+    assert "train-images-idx3-ubyte holds no MNIST images (IDX magic 2050, not 2051): is it from" in str(err.value)
