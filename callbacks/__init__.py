@@ -2,6 +2,7 @@
 
 from callbacks.checkpoint_extras import CheckpointExtras
 from callbacks.divergence_guard import DivergenceGuard
+from callbacks.ema import EMA
 from callbacks.grad_norms import GradNormLogger
 from callbacks.image_prediction_writer import ImagePredictionWriter
 from callbacks.image_samples import ImageSampleCallback
@@ -12,6 +13,7 @@ from callbacks.text_samples import TextSampleCallback
 __all__ = [
     "CheckpointExtras",
     "DivergenceGuard",
+    "EMA",
     "GradNormLogger",
     "ImagePredictionWriter",
     "ImageSampleCallback",
