@@ -11,7 +11,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
-from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
+from callbacks.checkpoint_extras import CHECKPOINT_FORMAT, READABLE_FORMATS
 from errors import UserInputError
 
 
@@ -141,10 +141,11 @@ def read_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict[s
             "Give a .ckpt written by train.py."
         )
     lab = checkpoint.get("lab", {})
-    if lab.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+    if lab.get("format", CHECKPOINT_FORMAT) not in READABLE_FORMATS:
         raise UserInputError(
             f"{path} was written by an incompatible version of the lab (checkpoint format {lab['format']}; "
-            f"this version reads format {CHECKPOINT_FORMAT}). Use the version that wrote it, or train again."
+            f"this version reads formats {', '.join(map(str, READABLE_FORMATS))}). "
+            "Use the version that wrote it, or train again."
         )
     written_by = lab.get("model") or checkpoint.get("hyper_parameters", {}).get("_class_path", "").rpartition(".")[2]
     if model is not None and written_by and written_by != model:

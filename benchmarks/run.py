@@ -64,7 +64,7 @@ class _BareLoop:
         self.model.train()
         for _ in range(steps):
             x, y = next(self.batches)
-            loss = self.model._loss((x, y))
+            loss = self.model.loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.writer.wait()
@@ -180,7 +180,7 @@ def _gpt_compile(steps: int, warmup: int, compile: bool) -> dict:
     model = GPT2Mini(vocab_size=65, block_size=64, dropout=0.0, compile=compile)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = (torch.randint(0, 65, (12, 64)), torch.randint(0, 65, (12, 64)))
-    seconds = _timed_steps(lambda step: model._loss_fn(batch), optimizer, steps, warmup)
+    seconds = _timed_steps(lambda step: model._loss_fn(*batch), optimizer, steps, warmup)
     return {"tokens_per_s": (steps - warmup) * 12 * 64 / seconds["steady"], "warmup_s": seconds["warmup"]}
 
 

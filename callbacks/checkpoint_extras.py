@@ -7,8 +7,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-# Bumped when a checkpoint's contents change in a way older code cannot read.
-CHECKPOINT_FORMAT = 1
+# Bumped when a checkpoint's contents change in a way older code cannot read. Format 2 moved GPT2Mini's
+# weights under its `GPT` network (`gpt.`); GPT2Mini upgrades format 1 files as it loads them.
+CHECKPOINT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 def collect_rng_states() -> dict[str, Any]:

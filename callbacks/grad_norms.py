@@ -10,8 +10,9 @@ from lightning.pytorch.utilities import grad_norm
 class GradNormLogger(pl.Callback):
     """Logs `grad_norm/total` and `grad_norm/<part>` before clipping, every `log_every_n_steps` steps.
 
-    A part is a top-level child of the module, with lists split per item: `blocks.0`, `blocks.1`, ...,
-    `tok_emb`, `ln_f` for GPT2Mini. Norms are combined from Lightning's per-parameter `grad_norm`.
+    A part is a child of the network the system trains (`GPT2Mini.gpt`, `DDPM.unet`), with lists split per
+    item: `blocks.0`, `blocks.1`, ..., `tok_emb`, `ln_f` for GPT2Mini. Norms are combined from Lightning's
+    per-parameter `grad_norm`.
     """
 
     def __init__(self, norm_type: float = 2.0) -> None:
@@ -28,7 +29,7 @@ class GradNormLogger(pl.Callback):
         total = norms.pop(f"grad_{float(self.norm_type)}_norm_total")
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         for key, value in norms.items():
-            parts[_part_of(key.split("/", 1)[1])].append(value)
+            parts[part_of(key.split("/", 1)[1], pl_module)].append(value)
         logged = {f"grad_norm/{part}": torch.stack(v).norm(self.norm_type).item() for part, v in parts.items()}
         logged["grad_norm/total"] = total.item()
         # Straight to the loggers: `self.log` bookkeeping for a dozen values would cost more than the norms.
@@ -36,9 +37,15 @@ class GradNormLogger(pl.Callback):
             logger.log_metrics(logged, step=trainer.global_step)
 
 
-def _part_of(param_name: str) -> str:
-    """'blocks.2.attn.c_attn.weight' -> 'blocks.2'; 'ln_f.weight' -> 'ln_f'."""
-    first, *rest = param_name.split(".")
-    if rest and rest[0].isdigit():
-        return f"{first}.{rest[0]}"
-    return first
+def part_of(param_name: str, module: torch.nn.Module) -> str:
+    """'gpt.blocks.2.attn.c_attn.weight' -> 'blocks.2'; 'gpt.ln_f.weight' -> 'ln_f'.
+
+    The name of the network the system holds (its only child with parameters) is left out, and a
+    `ModuleList` counts one part per item.
+    """
+    holders = [(name, child) for name, child in module.named_children() if next(child.parameters(), None) is not None]
+    if len(holders) == 1:
+        name, module = holders[0]
+        param_name = param_name.removeprefix(name + ".")
+    first, item, *_ = param_name.split(".") + [""]
+    return f"{first}.{item}" if isinstance(getattr(module, first, None), torch.nn.ModuleList) else first

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.char_tokenizer import CharTokenizer
 from datamodules.loaders import make_loader
-from datamodules.resumable_sampler import ResumableSampler
+from datamodules.resumable import ResumableLoader
 from errors import UserInputError
 
 EMBEDDED_CORPUS = Path(__file__).parent / "corpus" / "lab_notes.txt"
@@ -127,8 +127,7 @@ class CharDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         windows = RandomWindows(self.train_data, self.block_size)
-        sampler = ResumableSampler.for_trainer(windows, self.batch_size, self.trainer)
-        return make_loader(windows, self.batch_size, self.num_workers, sampler)
+        return ResumableLoader(windows, self.batch_size, self.num_workers, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(TilingWindows(self.val_data, self.block_size), self.val_batch_size, self.num_workers)

@@ -11,7 +11,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from datamodules.loaders import make_loader
-from datamodules.resumable_sampler import ResumableSampler
+from datamodules.resumable import ResumableLoader
 from errors import UserInputError
 
 MNIST_FILES = (
@@ -108,8 +108,7 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        sampler = ResumableSampler.for_trainer(self.train_set, self.batch_size, self.trainer)
-        return make_loader(self.train_set, self.batch_size, self.num_workers, sampler)
+        return ResumableLoader(self.train_set, self.batch_size, self.num_workers, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.val_set, self.val_batch_size, self.num_workers)

@@ -123,8 +123,8 @@ def attention_mask(out: Path) -> Path:
     idx = torch.tensor([model.tokenizer.encode(ATTENTION_TEXT)])
     T = idx.size(1)
     # Recompute the first block's queries and keys exactly as CausalSelfAttention.forward does.
-    x = model.tok_emb(idx) + model.pos_emb(torch.arange(T))
-    block = model.blocks[0]
+    x = model.gpt.tok_emb(idx) + model.gpt.pos_emb(torch.arange(T))
+    block = model.gpt.blocks[0]
     attn = block.attn
     q, k, _ = attn.c_attn(block.ln1(x)).split(x.size(-1), dim=2)
     q, k = (z.view(1, T, attn.n_head, -1).transpose(1, 2) for z in (q, k))

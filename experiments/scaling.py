@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.data:
             train_args.append(f"--data.data_path={args.data}")
         run = fit(CONFIGS["gpt2_mini"], out, name, settings["steps"], train_args + passthrough)
-        parameters = run.model.num_parameters()
+        parameters = run.model.gpt.num_parameters()
         results = [r for r in results if r["name"] != name] + [
             {
                 "name": name,
                 **size,
                 "parameters": parameters,
-                "non_embedding_parameters": run.model.num_parameters(non_embedding=True),
+                "non_embedding_parameters": run.model.gpt.num_parameters(non_embedding=True),
                 "val_loss": run.val_loss,
                 "train_loss": run.train_loss,
                 "steps": settings["steps"],

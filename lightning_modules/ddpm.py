@@ -132,47 +132,28 @@ class DDPM(pl.LightningModule):
         `generator` (a CPU one) supplies the noise added along the way; DDIM with eta=0 adds none.
         """
         _check_sampling(x_T.size(0), steps, eta, self.hparams.timesteps)
+        ancestral = steps is None
+        timesteps = list(range(self.hparams.timesteps - 1, -1, -1)) if ancestral else self.schedule.ddim_timesteps(steps)
         was_training = self.training
         self.eval()
         try:
-            if steps is None:
-                return self._ancestral(x_T, generator, progress)
-            return self._ddim(x_T, steps, eta, generator, progress)
+            x = x_T
+            desc = "DDPM sampling" if ancestral else "DDIM sampling"
+            for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress)):
+                eps = self(x, torch.full((x.size(0),), t, device=x.device, dtype=torch.long))
+                if ancestral:
+                    noise = self._noise_like(x, generator) if t > 0 else None
+                    x = self.schedule.ddpm_step(x, t, eps, noise).prev_sample
+                else:
+                    t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+                    noise = self._noise_like(x, generator) if eta > 0 else None
+                    x = self.schedule.ddim_step(x, t, t_prev, eps, eta, noise).prev_sample
+            return x
         finally:
             self.train(was_training)
 
     def _noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn(x.shape, generator=generator).to(x.device)
-
-    def _predict_x0(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's guess of the clean image, clipped to the data range [-1, 1] as in the DDPM code."""
-        return self.schedule.predict_x0(x_t, t, self(x_t, t)).clamp(-1.0, 1.0)
-
-    def _ancestral(self, x: torch.Tensor, generator: torch.Generator | None, progress: bool) -> torch.Tensor:
-        """DDPM (Algorithm 2 via x0): x_{t-1} ~ N(posterior mean from clipped x0, beta-tilde_t), no noise at t=0."""
-        for step in tqdm(range(self.hparams.timesteps - 1, -1, -1), desc="DDPM sampling", disable=not progress):
-            t = torch.full((x.size(0),), step, device=x.device, dtype=torch.long)
-            mean, variance = self.schedule.posterior_mean_variance(self._predict_x0(x, t), x, t)
-            x = mean + variance.sqrt() * self._noise_like(x, generator) if step > 0 else mean
-        return x
-
-    def _ddim(
-        self, x: torch.Tensor, steps: int, eta: float, generator: torch.Generator | None, progress: bool
-    ) -> torch.Tensor:
-        """DDIM (Song et al. 2021, eq. 12) from t = T-1 down to 0 over `steps` evenly spaced timesteps."""
-        timesteps = torch.linspace(self.hparams.timesteps - 1, 0, steps).round().long().tolist()
-        alphas_cumprod = self.schedule.alphas_cumprod
-        for i, step in enumerate(tqdm(timesteps, desc="DDIM sampling", disable=not progress)):
-            t = torch.full((x.size(0),), step, device=x.device, dtype=torch.long)
-            x0 = self._predict_x0(x, t)
-            eps = self.schedule.predict_eps(x, t, x0)  # consistent with the clipped x0
-            ab = alphas_cumprod[step]
-            ab_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < steps else torch.ones_like(ab)
-            sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
-            if eta > 0:
-                x = x + sigma * self._noise_like(x, generator)
-        return x
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """This process's share of a `num_samples` grid; the batch holds the share's index (see MNISTDataModule).

@@ -1,26 +1,24 @@
-"""GPT2Mini: a character-level, decoder-only GPT-2-style transformer, and how it trains and generates."""
+"""GPT2Mini: a character-level GPT-2-style transformer (the `GPT` network), and how it trains and generates."""
 
-import math
 from functools import partial
-from typing import Any
+from typing import Any, get_args
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
-from lightning_modules.transformer import AttentionImpl, Block, KVCache, LayerNormStyle
+from lightning_modules.transformer import GPT, AttentionImpl, KVCache, LayerNormStyle
 
 
 class GPT2Mini(pl.LightningModule):
-    """Token + position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
+    """Trains a `GPT` network on next-character prediction and generates text with it.
 
-    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`, `bias`) are documented on `Block`.
-    `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model
-    loaded with `load_from_checkpoint` can encode and decode text without its training data.
+    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`, `attn_impl`, `bias`) are
+    documented on `Block`. `chars`, when given, is the vocabulary in token order; it is saved in checkpoints
+    so that a model loaded with `load_from_checkpoint` can encode and decode text without its training data.
     `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
     part of the model and are not saved with it, nor is `compile` (torch.compile for the training and
     validation loss; off by default: see the README for what it does on a CPU).
@@ -58,69 +56,35 @@ class GPT2Mini(pl.LightningModule):
         self.save_hyperparameters(ignore=["compile", "max_new_tokens", "temperature", "top_k"])
         self.tokenizer = CharTokenizer(chars) if chars is not None else None
         self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
+        self.gpt = GPT(
+            vocab_size, n_layer, n_head, n_embd, block_size, dropout,
+            ln_style, disable_residual, disable_attention, attn_impl, bias,
+        )  # fmt: skip
         # torch.compile (on first call) for the training and validation loss; generation stays eager.
-        self._loss_fn = torch.compile(self._loss) if compile else self._loss
-
-        self.tok_emb = nn.Embedding(vocab_size, n_embd)
-        self.pos_emb = nn.Embedding(block_size, n_embd)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl, bias)
-            for _ in range(n_layer)
-        )
-        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # GPT-2: scale the residual-path projections by depth
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self._loss_fn = torch.compile(self.loss) if compile else self.loss
 
     def forward(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        """Token ids (B, T) -> next-token logits (B, T, vocab_size).
-
-        With `caches` (one `KVCache` per block), `idx` continues the positions already in them.
-        """
-        start = len(caches[0]) if caches else 0
-        T = idx.size(1)
-        if start + T > self.hparams.block_size:
-            raise ValueError(f"Sequence of length {start + T} is longer than block_size {self.hparams.block_size}.")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
-        for i, block in enumerate(self.blocks):
-            x = block(x, caches[i] if caches else None)
-        return self.lm_head(self.ln_f(x))
-
-    def num_parameters(self, non_embedding: bool = False) -> int:
-        """Parameter count (the tied token embedding counted once); `non_embedding` leaves out both embeddings."""
-        n = sum(p.numel() for p in self.parameters())
-        return n - self.pos_emb.weight.numel() - self.tok_emb.weight.numel() if non_embedding else n
+        """Token ids (B, T) -> next-token logits (B, T, vocab_size); see `GPT.forward` for `caches`."""
+        return self.gpt(idx, caches)
 
     # ---- training -------------------------------------------------------------------------------
 
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the next-token predictions for `idx` (B, T) against `targets` (B, T)."""
+        logits = self(idx)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss_fn(batch)
+        loss = self._loss_fn(*batch)
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # logging costs ~1 ms: only when written
             self.log("train_loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self._loss_fn(batch), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+        self.log("val_loss", self._loss_fn(*batch), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.log("test_loss", self._loss(batch), sync_dist=True, batch_size=batch[0].size(0))
+        self.log("test_loss", self.loss(*batch), sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -143,6 +107,7 @@ class GPT2Mini(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        upgrade_state_dict(checkpoint["state_dict"])
         saved = checkpoint.get("hyper_parameters", {}).get("chars")
         if saved is not None and self.hparams.chars is not None and list(saved) != list(self.hparams.chars):
             raise UserInputError(
@@ -177,19 +142,21 @@ class GPT2Mini(pl.LightningModule):
         block_size = self.hparams.block_size
         was_training = self.training
         self.eval()
-        caches: list[KVCache] = []
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                logits = self(idx[:, -block_size:])
-            elif caches and len(caches[0]) < block_size:
-                logits = self(idx[:, -1:], caches)  # only the newest token is new to the cache
-            else:
-                caches = [KVCache(block_size) for _ in self.blocks]
-                logits = self(idx[:, -block_size:], caches)
-            idx_next = self._pick_next(logits[:, -1, :], temperature, top_k)
-            idx = torch.cat((idx, idx_next), dim=1)
-        self.train(was_training)
-        return idx
+        try:
+            caches: list[KVCache] = []
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    logits = self(idx[:, -block_size:])
+                elif caches and len(caches[0]) < block_size:
+                    logits = self(idx[:, -1:], caches)  # only the newest token is new to the cache
+                else:
+                    caches = [KVCache(block_size) for _ in self.gpt.blocks]
+                    logits = self(idx[:, -block_size:], caches)
+                idx_next = self._pick_next(logits[:, -1, :], temperature, top_k)
+                idx = torch.cat((idx, idx_next), dim=1)
+            return idx
+        finally:
+            self.train(was_training)
 
     @staticmethod
     def _pick_next(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
@@ -240,7 +207,13 @@ def _check_config(
         raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
     if learning_rate <= 0:
         raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
-    if ln_style not in ("pre", "post"):
-        raise UserInputError(f"ln_style must be 'pre' or 'post', got {ln_style!r}.")
-    if attn_impl not in ("sdpa", "manual"):
-        raise UserInputError(f"attn_impl must be 'sdpa' or 'manual', got {attn_impl!r}.")
+    for name, value, choices in (("ln_style", ln_style, LayerNormStyle), ("attn_impl", attn_impl, AttentionImpl)):
+        if value not in get_args(choices):
+            raise UserInputError(f"{name} must be one of {', '.join(map(repr, get_args(choices)))}, got {value!r}.")
+
+
+def upgrade_state_dict(state_dict: dict[str, torch.Tensor]) -> None:
+    """Move the weights of a checkpoint from before format 2, when the network's parts sat on GPT2Mini
+    itself (`tok_emb.weight`), to where they live now, under the `GPT` network (`gpt.tok_emb.weight`)."""
+    for key in [k for k in state_dict if not k.startswith("gpt.")]:
+        state_dict[f"gpt.{key}"] = state_dict.pop(key)

@@ -1,12 +1,14 @@
 """The DDPM noise schedule: how much noise each timestep adds, and the closed forms built on it.
 
 This is pure arithmetic on tensors with no network inside (the split `diffusers` makes between a
-scheduler and a U-Net), so the same schedule serves training, the ancestral sampler and DDIM. Names
-follow Ho et al. 2020: `betas`, `alphas`, `alphas_cumprod` (alpha-bar), `posterior_variance` (beta-tilde).
+scheduler and a U-Net): the forward process for training, and one update rule per sampler (`ddpm_step`,
+`ddim_step`), each taking the network's noise prediction as a plain tensor; the caller owns the loop.
+Names follow Ho et al. 2020: `betas`, `alphas`, `alphas_cumprod` (alpha-bar), `posterior_variance`
+(beta-tilde).
 """
 
 import math
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
@@ -30,6 +32,13 @@ def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> t
     steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
     f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
     return (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+
+
+class SamplerStep(NamedTuple):
+    """One step of a sampler: the sample one step less noisy, and the clean image the step aimed at."""
+
+    prev_sample: torch.Tensor
+    pred_x0: torch.Tensor
 
 
 class NoiseSchedule(nn.Module):
@@ -100,6 +109,57 @@ class NoiseSchedule(nn.Module):
         """Mean and variance of q(x_{t-1} | x_t, x_0); the variance is shaped (B, 1, 1, ...)."""
         mean = self.at(self.posterior_mean_coef1, t, x_t) * x0 + self.at(self.posterior_mean_coef2, t, x_t) * x_t
         return mean, self.at(self.posterior_variance, t, x_t)
+
+    def predict_x0_clipped(self, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
+        """`predict_x0` clipped to the data range [-1, 1], as the samplers of the DDPM code use it."""
+        return self.predict_x0(x_t, t, eps).clamp(-1.0, 1.0)
+
+    def ddpm_step(
+        self, x_t: torch.Tensor, t: int, eps: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> SamplerStep:
+        """DDPM's ancestral step (Algorithm 2, through x_0): x_{t-1} ~ N(posterior mean, beta-tilde_t).
+
+        The posterior mean comes from the clipped x_0 predicted from `eps`. `noise` (standard normal, shaped
+        like x_t) is needed for every t > 0; the last step, t = 0, returns the mean itself.
+        """
+        x0 = self.predict_x0_clipped(x_t, t, eps)
+        mean, variance = self.posterior_mean_variance(x0, x_t, t)
+        if t == 0:
+            return SamplerStep(mean, x0)
+        if noise is None:
+            raise ValueError(f"ddpm_step needs noise at t={t} > 0.")
+        return SamplerStep(mean + variance.sqrt() * noise, x0)
+
+    def ddim_timesteps(self, steps: int) -> list[int]:
+        """The `steps` timesteps DDIM visits: evenly spaced from T - 1 down to 0."""
+        return torch.linspace(self.timesteps - 1, 0, steps).round().long().tolist()
+
+    def ddim_step(
+        self,
+        x_t: torch.Tensor,
+        t: int,
+        t_prev: int,
+        eps: torch.Tensor,
+        eta: float = 0.0,
+        noise: torch.Tensor | None = None,
+    ) -> SamplerStep:
+        """DDIM's update (Song et al. 2021, eq. 12) from timestep t to the earlier `t_prev` (-1: the clean image).
+
+        x_prev = sqrt(alpha-bar_prev) x_0 + sqrt(1 - alpha-bar_prev - sigma^2) eps + sigma noise, where x_0 is
+        the clipped prediction and eps is re-derived from it so the two agree. `eta` scales sigma: 0 adds no
+        noise (deterministic), 1 adds as much as DDPM's posterior. `noise` is needed when eta > 0.
+        """
+        x0 = self.predict_x0_clipped(x_t, t, eps)
+        eps = self.predict_eps(x_t, t, x0)
+        ab = self.alphas_cumprod[t]
+        ab_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.ones_like(ab)
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+        x_prev = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if eta > 0:
+            if noise is None:
+                raise ValueError("ddim_step needs noise when eta > 0.")
+            x_prev = x_prev + sigma * noise
+        return SamplerStep(x_prev, x0)
 
 
 def _check_schedule(kind: str, timesteps: int, beta_start: float, beta_end: float) -> None:

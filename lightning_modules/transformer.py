@@ -1,11 +1,12 @@
-"""The parts of a GPT-2 block, written out by hand: causal self-attention, the MLP, and the block.
+"""GPT-2, written out by hand: causal self-attention, the MLP, the block, and the network that stacks them.
 
-These are plain `nn.Module`s with no training logic; `GPT2Mini` stacks them. Names follow GPT-2
-(`c_attn`, `c_proj`, `c_fc`) so the code reads alongside the paper and nanoGPT.
+These are plain `nn.Module`s with no training logic; `GPT2Mini` trains and samples a `GPT`. Names follow
+GPT-2 (`c_attn`, `c_proj`, `c_fc`) so the code reads alongside the paper and nanoGPT.
 """
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -50,12 +51,40 @@ class KVCache:
         return self.k[:, :, :end], self.v[:, :, :end]
 
 
+@dataclass
+class Trace:
+    """What a forward pass computed along the way, filled in by `GPT.trace`.
+
+    `hidden_states[i]` is the residual stream after block i, (B, T, n_embd). `attention[i]` is block i's
+    attention weights (B, n_head, T, T) from the written-out softmax, or None where attention is switched
+    off; the list stays empty unless the weights were asked for.
+    """
+
+    record_attention: bool = False
+    hidden_states: list[torch.Tensor] = field(default_factory=list)
+    attention: list[torch.Tensor | None] = field(default_factory=list)
+    logits: torch.Tensor | None = None
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head): each head attends on its own slice of the channels."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, n_head, T, head_size) -> (B, T, n_head * head_size): the heads side by side again."""
+    B, n_head, T, head_size = y.shape
+    return y.transpose(1, 2).contiguous().view(B, T, n_head * head_size)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions 0..t.
 
     `attn_impl="manual"` spells the masked softmax out; `"sdpa"` asks PyTorch's fused
     `scaled_dot_product_attention` for the same numbers, faster. With a `KVCache`, `x` holds only the
-    positions after those already cached, and attends to the cached ones too.
+    positions after those already cached, and attends to the cached ones too. With a `Trace` that records
+    attention, the weights are computed by the written-out softmax, kept, and used for the output.
     """
 
     def __init__(
@@ -78,14 +107,16 @@ class CausalSelfAttention(nn.Module):
         causal_mask = torch.tril(torch.ones(block_size, block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", causal_mask.view(1, 1, block_size, block_size), persistent=False)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        # (B, T, C) -> (B, n_head, T, head_size): each head attends on its own slice of the channels.
-        q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
+        T, C = x.shape[1:]
+        q, k, v = (split_heads(z, self.n_head) for z in self.c_attn(x).split(C, dim=2))
         if cache is not None:
             k, v = cache.extend(k, v)
-        if self.attn_impl == "sdpa":
+        if trace is not None and trace.record_attention:
+            weights = self.attention_weights(q, k)
+            trace.attention.append(weights)
+            y = weights @ v
+        elif self.attn_impl == "sdpa":
             dropout_p = self.dropout if self.training else 0.0
             if k.size(-2) == T:  # no earlier positions: the plain causal case
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -95,8 +126,7 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, self._mask(T, k.size(-2)), dropout_p=dropout_p)
         else:
             y = self.attention_weights(q, k) @ v
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(merge_heads(y)))
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """softmax(q k^T / sqrt(d)) with the future masked out: (B, n_head, T_q, T_k), rows sum to 1.
@@ -156,9 +186,11 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = MLP(n_embd, dropout, bias)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
         if not self.disable_attention:
-            x = self._sublayer(x, partial(self.attn, cache=cache), self.ln1)
+            x = self._sublayer(x, partial(self.attn, cache=cache, trace=trace), self.ln1)
+        elif trace is not None and trace.record_attention:
+            trace.attention.append(None)
         return self._sublayer(x, self.mlp, self.ln2)
 
     def _sublayer(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.LayerNorm) -> torch.Tensor:
@@ -166,3 +198,94 @@ class Block(nn.Module):
         if self.ln_style == "pre":
             return skip + sublayer(ln(x))
         return ln(skip + sublayer(x))
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
+
+    The switches (`ln_style`, `disable_residual`, `disable_attention`, `attn_impl`, `bias`) are `Block`'s,
+    applied to every block. Weights start as in GPT-2: N(0, 0.02), with the projections that write into the
+    residual stream (`c_proj`) scaled down by sqrt(2 * n_layer), one factor per residual addition.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        block_size: int = 256,
+        dropout: float = 0.1,
+        ln_style: LayerNormStyle = "pre",
+        disable_residual: bool = False,
+        disable_attention: bool = False,
+        attn_impl: AttentionImpl = "sdpa",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.block_size = block_size
+        self.tok_emb = nn.Embedding(vocab_size, n_embd)
+        self.pos_emb = nn.Embedding(block_size, n_embd)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl, bias)
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self, idx: torch.Tensor, caches: list[KVCache] | None = None, trace: Trace | None = None
+    ) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab_size).
+
+        With `caches` (one `KVCache` per block), `idx` continues the positions already in them. With a
+        `trace`, what each block computed is kept in it (see `GPT.trace`).
+        """
+        start = len(caches[0]) if caches else 0
+        T = idx.size(1)
+        if start + T > self.block_size:
+            raise ValueError(f"Sequence of length {start + T} is longer than block_size {self.block_size}.")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, caches[i] if caches else None, trace)
+            if trace is not None:
+                trace.hidden_states.append(x)
+        return self.unembed(x)
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, T, n_embd) -> logits, through the final LayerNorm and the tied head.
+
+        Applied to the output of an earlier block instead of the last, this is the "logit lens": what the
+        model would predict if it stopped there.
+        """
+        return self.lm_head(self.ln_f(x))
+
+    def trace(self, idx: torch.Tensor, attention: bool = False) -> Trace:
+        """One forward pass that keeps what it computed along the way: the hidden state after every block,
+        the logits, and with `attention` every block's attention weights.
+
+        This is the way in for observing the network (attention maps, residual-stream norms, logit lens);
+        with `attention` the blocks use the written-out softmax, so the weights are exactly what they apply.
+        """
+        trace = Trace(record_attention=attention)
+        trace.logits = self(idx, trace=trace)
+        return trace
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Parameter count (the tied token embedding counted once); `non_embedding` leaves out both embeddings."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.pos_emb.weight.numel() - self.tok_emb.weight.numel() if non_embedding else n

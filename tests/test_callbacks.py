@@ -20,14 +20,14 @@ def tiny_gpt(vocab_size: int, chars: list[str] | None = None) -> GPT2Mini:
 def test_grad_norms_per_block_and_total_match_the_gradients():
     model = tiny_gpt(10)
     x = torch.randint(0, 10, (4, 8))
-    model._loss((x, x)).backward()
+    model.loss(x, x).backward()
     logged = {}
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
     trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[logger])
     GradNormLogger().on_before_optimizer_step(trainer, model, optimizer=None)
 
     grads = {name: p.grad for name, p in model.named_parameters()}
-    block0 = torch.cat([g.flatten() for n, g in grads.items() if n.startswith("blocks.0.")]).norm()
+    block0 = torch.cat([g.flatten() for n, g in grads.items() if n.startswith("gpt.blocks.0.")]).norm()
     total = torch.cat([g.flatten() for g in grads.values()]).norm()
     assert logged["grad_norm/blocks.0"] == pytest.approx(block0.item(), rel=1e-5)
     assert logged["grad_norm/total"] == pytest.approx(total.item(), rel=1e-5)
@@ -36,7 +36,7 @@ def test_grad_norms_per_block_and_total_match_the_gradients():
 
 def test_grad_norms_are_skipped_between_logging_steps():
     model = tiny_gpt(10)
-    model._loss((torch.zeros(1, 8, dtype=torch.long),) * 2).backward()
+    model.loss(*(torch.zeros(1, 8, dtype=torch.long),) * 2).backward()
     logger = SimpleNamespace(log_metrics=lambda metrics, step: pytest.fail("logged between logging steps"))
     trainer = SimpleNamespace(global_step=3, log_every_n_steps=10, loggers=[logger])
     GradNormLogger().on_before_optimizer_step(trainer, model, None)

@@ -42,9 +42,9 @@ def test_changing_token_t_never_changes_earlier_logits(attn_impl):
 
 def test_lm_head_is_tied_to_token_embedding():
     model = tiny()
-    assert model.lm_head.weight is model.tok_emb.weight
+    assert model.gpt.lm_head.weight is model.gpt.tok_emb.weight
     counted_once = sum(p.numel() for p in model.parameters())
-    assert counted_once == model.num_parameters()
+    assert counted_once == model.gpt.num_parameters()
     assert counted_once < sum(p.numel() for p in model.state_dict().values())
 
 
@@ -59,7 +59,7 @@ def test_disable_attention_makes_attention_weights_irrelevant():
     idx = torch.randint(0, len(CHARS), (2, 16))
     before = model(idx)
     with torch.no_grad():
-        for block in model.blocks:
+        for block in model.gpt.blocks:
             for p in block.attn.parameters():
                 p.normal_()
     torch.testing.assert_close(model(idx), before)
@@ -94,7 +94,7 @@ def test_empty_prompt_is_refused():
     ("kwargs", "message"),
     [
         ({"n_embd": 30, "n_head": 4}, r"n_embd \(30\).*n_head \(4\)"),
-        ({"ln_style": "middle"}, "ln_style must be 'pre' or 'post'"),
+        ({"ln_style": "middle"}, "ln_style must be one of 'pre', 'post'"),
         ({"n_layer": 0}, "n_layer must be a positive integer"),
         ({"block_size": -1}, "block_size must be a positive integer"),
         ({"vocab_size": 0, "chars": None}, "vocab_size must be a positive integer"),
@@ -114,7 +114,7 @@ def test_weight_decay_skips_biases_and_layernorm():
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
-    assert any(p is model.blocks[0].ln1.weight for p in plain["params"])
+    assert any(p is model.gpt.blocks[0].ln1.weight for p in plain["params"])
 
 
 def test_warmup_cosine_schedule():
@@ -130,13 +130,13 @@ def test_uniform_guess_loss_is_log_vocab():
     """At initialisation the logits are near zero, so the loss starts near log(vocab_size)."""
     model = tiny()
     x, y = torch.randint(0, len(CHARS), (2, 8, 16))
-    assert model._loss((x, y)).item() == pytest.approx(math.log(len(CHARS)), abs=0.1)
+    assert model.loss(x, y).item() == pytest.approx(math.log(len(CHARS)), abs=0.1)
 
 
 def test_compile_sends_the_loss_through_torch_compile_with_the_same_value():
     model = GPT2Mini(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8, dropout=0.0, compile=True)
     assert "compile" not in model.hparams  # how to run, not what the model is: never saved
-    assert model._loss_fn != model._loss
+    assert model._loss_fn != model.loss
     batch = (torch.randint(0, 11, (2, 8)), torch.randint(0, 11, (2, 8)))
     with torch.no_grad():
-        torch.testing.assert_close(model._loss_fn(batch), model._loss(batch))
+        torch.testing.assert_close(model._loss_fn(*batch), model.loss(*batch))

@@ -19,7 +19,7 @@ def test_incremental_forward_matches_full_forward(attn_impl):
     model = tiny(attn_impl=attn_impl)
     idx = torch.randint(0, VOCAB, (2, BLOCK), generator=torch.Generator().manual_seed(1))
     full = model(idx)
-    caches = [KVCache(BLOCK) for _ in model.blocks]
+    caches = [KVCache(BLOCK) for _ in model.gpt.blocks]
     prefill = model(idx[:, :5], caches)  # a prompt of several tokens, then one token at a time
     steps = [model(idx[:, t : t + 1], caches) for t in range(5, BLOCK)]
     torch.testing.assert_close(torch.cat([prefill, *steps], dim=1), full, atol=1e-5, rtol=1e-5)
@@ -28,7 +28,7 @@ def test_incremental_forward_matches_full_forward(attn_impl):
 
 def test_cache_refuses_to_grow_past_block_size():
     model = tiny()
-    caches = [KVCache(BLOCK) for _ in model.blocks]
+    caches = [KVCache(BLOCK) for _ in model.gpt.blocks]
     model(torch.zeros(1, BLOCK, dtype=torch.long), caches)
     with pytest.raises(ValueError, match="longer than block_size"):
         model(torch.zeros(1, 1, dtype=torch.long), caches)

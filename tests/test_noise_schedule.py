@@ -93,6 +93,47 @@ def test_predict_x0_and_predict_eps_invert_q_sample(kind: str) -> None:
     torch.testing.assert_close(schedule.predict_eps(x_t, t, x0), eps, atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_ddim_with_eta_one_on_every_timestep_is_the_ancestral_step(kind: str) -> None:
+    """With eta=1 and no skipped steps, DDIM's sigma is beta-tilde's square root and its mean the posterior
+    mean (Song et al. 2021, section 4.1), so both updates give the same x_{t-1} from the same noise."""
+    schedule = NoiseSchedule(kind, timesteps=50)
+    generator = torch.Generator().manual_seed(0)
+    x_t, eps, noise = (torch.randn(2, 1, 4, 4, generator=generator) for _ in range(3))
+    for t in range(50):
+        ddpm = schedule.ddpm_step(x_t, t, eps, noise)
+        ddim = schedule.ddim_step(x_t, t, t - 1, eps, eta=1.0, noise=noise)
+        torch.testing.assert_close(ddim.prev_sample, ddpm.prev_sample, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ddim.pred_x0, ddpm.pred_x0)
+
+
+def test_ddpm_step_is_the_posterior_mean_plus_its_noise() -> None:
+    schedule = NoiseSchedule("linear", timesteps=50)
+    generator = torch.Generator().manual_seed(0)
+    x_t, eps, noise = (torch.randn(2, 1, 4, 4, generator=generator) for _ in range(3))
+    x0 = schedule.predict_x0(x_t, 30, eps).clamp(-1, 1)
+    mean, variance = schedule.posterior_mean_variance(x0, x_t, 30)
+    step = schedule.ddpm_step(x_t, 30, eps, noise)
+    torch.testing.assert_close(step.prev_sample, mean + variance.sqrt() * noise)
+    torch.testing.assert_close(step.pred_x0, x0)
+    final = schedule.ddpm_step(x_t, 0, eps)  # the last step adds no noise
+    torch.testing.assert_close(final.prev_sample, schedule.posterior_mean_variance(final.pred_x0, x_t, 0)[0])
+    with pytest.raises(ValueError, match="needs noise"):
+        schedule.ddpm_step(x_t, 30, eps)
+
+
+def test_ddim_with_eta_zero_moves_along_the_predicted_x0_and_eps() -> None:
+    """eq. 12 with sigma = 0: x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev) eps; to t_prev = -1 it returns x0."""
+    schedule = NoiseSchedule("cosine", timesteps=50)
+    x0, eps = torch.rand(2, 1, 4, 4) * 2 - 1, torch.randn(2, 1, 4, 4)
+    x_t = schedule.q_sample(x0, torch.tensor([40, 40]), eps)
+    step = schedule.ddim_step(x_t, 40, 10, eps)
+    ab_prev = schedule.alphas_cumprod[10]
+    torch.testing.assert_close(step.prev_sample, ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(schedule.ddim_step(x_t, 40, -1, eps).prev_sample, x0, atol=1e-4, rtol=1e-4)
+    assert schedule.ddim_timesteps(5) == [49, 37, 24, 12, 0]
+
+
 def test_linear_and_cosine_schedules_differ() -> None:
     linear, cosine = NoiseSchedule("linear", 100), NoiseSchedule("cosine", 100)
     assert not torch.allclose(linear.alphas_cumprod, cosine.alphas_cumprod)

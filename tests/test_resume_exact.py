@@ -2,14 +2,13 @@
 
 import signal
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
-from datamodules.resumable_sampler import ResumableSampler
+from datamodules.resumable import ResumableLoader, ResumableSampler
 from subprocess_runs import ddpm_args, gpt_args, run_train
 
 
@@ -18,31 +17,34 @@ def test_sampler_shuffles_by_seed_and_epoch_and_splits_ranks():
     first = list(ResumableSampler(data, seed=1))
     assert sorted(first) == list(range(10)) and first != list(range(10))
     assert list(ResumableSampler(data, seed=1)) == first
-    assert list(ResumableSampler(data, seed=1, start_epoch=1)) != first
+    next_epoch = ResumableSampler(data, seed=1)
+    next_epoch.set_epoch(1)
+    assert list(next_epoch) != first
     ranks = [list(ResumableSampler(data, num_replicas=2, rank=r, seed=1)) for r in (0, 1)]
     assert sorted(ranks[0] + ranks[1]) == list(range(10))  # each rank its own half
 
 
-def test_sampler_skips_what_a_resumed_epoch_already_trained_on():
-    sampler = ResumableSampler(range(10), seed=1, start_epoch=2, skip=4)
-    sampler.set_epoch(2)
-    epoch2 = list(ResumableSampler(range(10), seed=1, start_epoch=2))
-    assert list(sampler) == epoch2[4:]
-    sampler.set_epoch(3)
-    assert len(list(sampler)) == 10  # later epochs are whole
+def test_loader_state_is_its_position_and_a_restored_loader_goes_on_from_there():
+    data = torch.arange(14)  # 7 batches of 2 an epoch
+    loader = ResumableLoader(data, batch_size=2, num_workers=0, trainer=None)
+    loader.order.set_epoch(1)
+    batches = iter(loader)
+    seen = [next(batches) for _ in range(3)]
+    assert loader.state_dict() == {"epoch": 1, "batches_done": 3}
+
+    restored = ResumableLoader(data, batch_size=2, num_workers=0, trainer=None)
+    restored.load_state_dict(loader.state_dict())
+    rest = list(restored)
+    assert restored.state_dict() == {"epoch": 1, "batches_done": 7}
+    assert torch.equal(torch.cat(seen + rest), torch.cat(list(loader_for_epoch(data, 1))))
+    restored.order.set_epoch(2)
+    assert len(list(restored)) == 7  # later epochs are whole
 
 
-@pytest.mark.parametrize(("limit", "global_step", "epoch", "skip"), [
-    (1.0, 0, 0, 0), (1.0, 3, 0, 6), (1.0, 5, 1, 2), (1.0, 8, 2, 0),  # 7 samples, batches of 2: 4 steps an epoch
-    (3, 4, 1, 2), (0.5, 5, 2, 2),  # limit_train_batches cuts epochs to 3 and to 2 batches
-])  # fmt: skip
-def test_sampler_position_follows_the_restored_step(limit, global_step, epoch, skip):
-    trainer = SimpleNamespace(
-        world_size=1, global_rank=0, accumulate_grad_batches=1, limit_train_batches=limit,
-        current_epoch=epoch, global_step=global_step,
-    )  # fmt: skip
-    sampler = ResumableSampler.for_trainer(range(7), batch_size=2, trainer=trainer)
-    assert (sampler.epoch, sampler.start_epoch, sampler.skip) == (epoch, epoch, skip)
+def loader_for_epoch(data: torch.Tensor, epoch: int) -> ResumableLoader:
+    loader = ResumableLoader(data, batch_size=2, num_workers=0, trainer=None)
+    loader.order.set_epoch(epoch)
+    return loader
 
 
 def _train_losses(log_dir: Path) -> dict[int, float]:
