@@ -223,6 +223,7 @@ def tiny_args(root: Path, data_dir: Path, *extra: str) -> list[str]:
     return [
         "--config", str(REPO / "configs/ddpm.yaml"),
         "--trainer.accelerator", "cpu",
+        "--trainer.max_time", "null",
         "--trainer.default_root_dir", str(root),
         "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
