@@ -16,9 +16,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from callbacks import CheckpointExtras, DivergenceGuard
+from callbacks import CheckpointExtras, DivergenceGuard, StepProgressBar
 from checkpoint_io import read_checkpoint
 from errors import UserInputError
 
@@ -78,6 +80,14 @@ class LabCLI(LightningCLI):
         model_args, data_args = config.model.init_args, config.data.init_args
         if self._checkpoint_hparams is not None and "block_size" in model_args and "block_size" in data_args:
             data_args.block_size = model_args.block_size
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with the lab's step-counting progress bar unless the bar is off or the config brings one."""
+        config = self.config_init[self.subcommand].trainer
+        callbacks = list(config.callbacks or [])
+        if config.enable_progress_bar is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

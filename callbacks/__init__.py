@@ -7,6 +7,7 @@ from callbacks.grad_norms import GradNormLogger
 from callbacks.image_prediction_writer import ImagePredictionWriter
 from callbacks.image_samples import ImageSampleCallback
 from callbacks.last_checkpoint import LastCheckpoint
+from callbacks.progress import StepProgressBar
 from callbacks.text_prediction_writer import TextPredictionWriter
 from callbacks.text_samples import TextSampleCallback
 
@@ -18,6 +19,7 @@ __all__ = [
     "ImagePredictionWriter",
     "ImageSampleCallback",
     "LastCheckpoint",
+    "StepProgressBar",
     "TextPredictionWriter",
     "TextSampleCallback",
 ]

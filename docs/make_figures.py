@@ -115,21 +115,12 @@ def attention_mask(out: Path) -> Path:
     """The causal mask and head 0 of the first block's attention in an untrained, seeded GPT2Mini."""
     torch.manual_seed(0)
     chars = sorted(set(ATTENTION_TEXT))
-    model = GPT2Mini(
-        vocab_size=len(chars), n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0,
-        attn_impl="manual", chars=chars,
-    )  # fmt: skip
+    model = GPT2Mini(vocab_size=len(chars), n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0, chars=chars)
     model.eval()
     idx = torch.tensor([model.tokenizer.encode(ATTENTION_TEXT)])
     T = idx.size(1)
-    # Recompute the first block's queries and keys exactly as CausalSelfAttention.forward does.
-    x = model.gpt.tok_emb(idx) + model.gpt.pos_emb(torch.arange(T))
-    block = model.gpt.blocks[0]
-    attn = block.attn
-    q, k, _ = attn.c_attn(block.ln1(x)).split(x.size(-1), dim=2)
-    q, k = (z.view(1, T, attn.n_head, -1).transpose(1, 2) for z in (q, k))
-    weights = attn.attention_weights(q, k)[0, 0]  # (T, T), head 0
-    mask = attn.causal_mask[0, 0, :T, :T].float()
+    weights = model.gpt.trace(idx, attention=True).attention[0][0, 0]  # (T, T): block 0, head 0
+    mask = model.gpt.blocks[0].attn.causal_mask[0, 0, :T, :T].float()
 
     labels = [repr(c)[1:-1] if c != " " else "␣" for c in ATTENTION_TEXT]
     fig, (ax_m, ax_w) = plt.subplots(1, 2, figsize=(9.4, 4.4))

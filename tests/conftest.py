@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import subprocess_runs
+from tiny_runs import write_corpus
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _previous_handlers: dict[int, object] = {}
@@ -97,10 +98,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def repetitive_text(tmp_path: Path) -> Path:
-    """A short, highly repetitive text: a small model can learn it in a few dozen steps."""
-    path = tmp_path / "tiny.txt"
-    path.write_text("hello world, the lab says hi.\n" * 120, encoding="utf-8")
-    return path
+    """A short, highly repetitive text (3,600 characters): a small model can learn it in a few dozen steps."""
+    return write_corpus(tmp_path / "tiny.txt", 120)
+
+
+@pytest.fixture
+def short_text(tmp_path: Path) -> Path:
+    """The same text, 300 characters: a few batches an epoch, so that short runs cross epoch boundaries."""
+    return write_corpus(tmp_path / "short.txt", 10)
 
 
 def _write_idx(path: Path, data: torch.Tensor) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tiny_runs import REPO
+
 TESTS = Path(__file__).resolve().parent
 
 # Only for a run that hangs: a tiny run takes seconds to a minute, several minutes on a machine that other
@@ -116,43 +117,3 @@ def _descendants(root: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def _run_args(config: str, root: Path) -> list[str]:
-    """What every tiny run shares: the config, the CPU, an output folder, quiet output, validation every 5 steps.
-
-    No `max_time` (configs/ddpm.yaml has 20 minutes): a test run ends at its `max_steps` however slow the
-    machine, never at a wall-clock limit.
-    """
-    return [
-        "--config", config,
-        "--trainer.accelerator", "cpu",
-        "--trainer.max_time", "null",
-        "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        "--trainer.val_check_interval", "5",
-    ]  # fmt: skip
-
-
-def gpt_args(root: Path, text: Path, *extra: str) -> list[str]:
-    """A tiny GPT2Mini run on `text` with dropout on, so that resuming must restore the random generators."""
-    return [
-        *_run_args("configs/gpt2_mini.yaml", root),
-        "--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "32", "--model.dropout", "0.1",
-        "--model.max_new_tokens", "8",
-        "--data.data_path", str(text), "--data.block_size", "16", "--data.batch_size", "16",
-        *extra,
-    ]  # fmt: skip
-
-
-def ddpm_args(root: Path, data_dir: Path, *extra: str) -> list[str]:
-    """A tiny DDPM run on the tiny MNIST, in the config's bf16-mixed precision, with dropout on."""
-    return [
-        *_run_args("configs/ddpm.yaml", root),
-        "--trainer.limit_val_batches", "1",
-        "--model.base_channels", "8", "--model.channel_mults", "[1, 2]", "--model.timesteps", "50",
-        "--model.dropout", "0.1", "--model.num_samples", "4", "--model.sample_steps", "5",
-        "--data.data_dir", str(data_dir), "--data.download", "false", "--data.batch_size", "8",
-        *extra,
-    ]  # fmt: skip

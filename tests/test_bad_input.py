@@ -8,9 +8,9 @@ import pytest
 
 import train
 from errors import UserInputError
-from subprocess_runs import ddpm_args, gpt_args
+from tiny_runs import ddpm_args, gpt_args
 
-TEXT = "hello world, the lab says hi.\n" * 10
+pytestmark = pytest.mark.slow  # every test goes through train.py's command line
 
 
 def _fail(argv: list[str], capsys) -> tuple[int, str]:
@@ -26,13 +26,6 @@ def _fail(argv: list[str], capsys) -> tuple[int, str]:
 def _assert_nothing_started(root: Path) -> None:
     assert not (root / "lightning_logs").exists()
     assert not list(root.rglob("*.ckpt"))
-
-
-@pytest.fixture
-def text(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -62,8 +55,8 @@ def test_bad_data_files(tmp_path, capsys, content, message):
     (["--data.prompts", '["hello", "xyz"]'], "Prompt 1 of --data.prompts ('xyz'): The text has characters the model never saw in training: 'x', 'z'."),
     (["--data.prompts", '[""]'], "Prompt 0 of --data.prompts is empty"),
 ])  # fmt: skip
-def test_bad_gpt_settings(tmp_path, text, capsys, extra, message):
-    code, err = _fail(["fit", *gpt_args(tmp_path, text, *extra)], capsys)
+def test_bad_gpt_settings(tmp_path, short_text, capsys, extra, message):
+    code, err = _fail(["fit", *gpt_args(tmp_path, short_text, *extra)], capsys)
     assert code == 1 and err.startswith("error: ") and message in err and "\n" not in err
     _assert_nothing_started(tmp_path)
 
@@ -88,29 +81,29 @@ def test_bad_ddpm_settings(tmp_path, tiny_mnist, capsys, extra, message):
     ("gpt", ["--model.n_layer", "two"], "model.n_layer expects int, got 'two'."),
     ("gpt", ["--no_such_option", "1"], "unrecognized arguments: --no_such_option 1"),
 ])  # fmt: skip
-def test_unknown_options_values_and_types_are_usage_errors(tmp_path, text, tiny_mnist, capsys, model, extra, message):
-    args = gpt_args(tmp_path, text, *extra) if model == "gpt" else ddpm_args(tmp_path, tiny_mnist, *extra)
+def test_unknown_options_values_and_types_are_usage_errors(tmp_path, short_text, tiny_mnist, capsys, model, extra, message):
+    args = gpt_args(tmp_path, short_text, *extra) if model == "gpt" else ddpm_args(tmp_path, tiny_mnist, *extra)
     code, err = _fail(["fit", *args], capsys)
     assert code == 2
     assert err.splitlines() == [f"error: {message}", "Run `python train.py fit --help` to see every option."]
     _assert_nothing_started(tmp_path)
 
 
-def test_predict_on_more_processes_than_prompts(tmp_path, text):
+def test_predict_on_more_processes_than_prompts(tmp_path, short_text):
     from types import SimpleNamespace
 
     from datamodules import CharDataModule
 
-    dm = CharDataModule(data_path=str(text), block_size=16, prompts=["hello"])
+    dm = CharDataModule(data_path=str(short_text), block_size=16, prompts=["hello"])
     dm.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(UserInputError, match=r"1 prompt\(s\) for 2 processes.*--trainer.devices 1"):
         dm.predict_dataloader()
 
 
-def test_unknown_key_in_a_config_file(tmp_path, text, capsys):
+def test_unknown_key_in_a_config_file(tmp_path, short_text, capsys):
     config = tmp_path / "mine.yaml"
     config.write_text("model:\n  init_args:\n    n_layers: 3\n")
-    code, err = _fail(["fit", *gpt_args(tmp_path, text), "--config", str(config)], capsys)
+    code, err = _fail(["fit", *gpt_args(tmp_path, short_text), "--config", str(config)], capsys)
     assert code == 2 and err.splitlines()[0] == "error: model.n_layers is not an option of GPT2Mini."
 
 
@@ -119,10 +112,10 @@ def test_missing_config_file(tmp_path, capsys):
     assert code == 2 and err.splitlines()[0] == f"error: Config file not found: '{tmp_path / 'nope.yaml'}'."
 
 
-def test_an_output_folder_that_cannot_be_written(tmp_path, text, capsys):
+def test_an_output_folder_that_cannot_be_written(tmp_path, short_text, capsys):
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")
-    code, err = _fail(["fit", *gpt_args(tmp_path, text, "--trainer.default_root_dir", str(blocked / "runs"))], capsys)
+    code, err = _fail(["fit", *gpt_args(tmp_path, short_text, "--trainer.default_root_dir", str(blocked / "runs"))], capsys)
     assert code == 1 and f"Cannot write to the output folder {blocked / 'runs'}" in err
     assert blocked.read_text() == "not a folder"
 

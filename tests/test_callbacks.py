@@ -1,5 +1,6 @@
-"""The shared callbacks: gradient norms add up, and text samples land in TensorBoard on schedule."""
+"""The shared callbacks: gradient norms add up, text samples land in TensorBoard on schedule, the bar counts steps."""
 
+import re
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -7,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks import GradNormLogger, TextSampleCallback
+from callbacks import GradNormLogger, StepProgressBar, TextSampleCallback
 from datamodules import CharDataModule
 from lightning_modules import GPT2Mini
 
@@ -64,3 +65,30 @@ def test_text_samples_every_n_steps_reach_tensorboard(tmp_path, repetitive_text)
 def test_text_samples_need_a_text_generator():
     with pytest.raises(TypeError, match="generate_text"):
         TextSampleCallback().setup(SimpleNamespace(datamodule=None), torch.nn.Linear(1, 1), "fit")
+
+
+def _fit_with_bar(tmp_path, text, ckpt_path=None, **trainer_args) -> tuple[pl.Trainer, StepProgressBar]:
+    dm = CharDataModule(data_path=str(text), block_size=8, batch_size=16)
+    bar = StepProgressBar()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path, callbacks=[bar], limit_val_batches=0, logger=False, enable_model_summary=False,
+        **trainer_args,
+    )  # fmt: skip
+    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm, ckpt_path=ckpt_path)
+    return trainer, bar
+
+
+def test_the_progress_bar_counts_the_runs_steps_across_epochs_and_a_resume(tmp_path, short_text):
+    # The short text is 17 batches an epoch: the 20 steps cross an epoch boundary without a restart of the count.
+    trainer, bar = _fit_with_bar(tmp_path / "first", short_text, max_steps=20)
+    assert (bar.train_progress_bar.desc, bar.train_progress_bar.n, bar.train_progress_bar.total) == ("Epoch 1: ", 20, 20)
+    ckpt = tmp_path / "step20.ckpt"
+    trainer.save_checkpoint(ckpt)
+    _, bar = _fit_with_bar(tmp_path / "resumed", short_text, ckpt_path=ckpt, max_steps=25)
+    assert (bar.train_progress_bar.initial, bar.train_progress_bar.n, bar.train_progress_bar.total) == (20, 25, 25)
+
+
+def test_under_max_time_the_progress_bar_says_how_much_time_is_left(tmp_path, short_text):
+    _, bar = _fit_with_bar(tmp_path, short_text, max_steps=-1, max_time={"hours": 1}, max_epochs=1)
+    assert bar.train_progress_bar.total == 17  # one epoch: what Lightning estimates when an epoch count is the limit
+    assert re.fullmatch(r"Epoch 0, \d+:\d\d of max_time left: ", bar.train_progress_bar.desc)

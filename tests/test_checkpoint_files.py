@@ -17,7 +17,7 @@ from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
 from checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from datamodules import CharDataModule
 from lightning_modules import GPT2Mini
-from subprocess_runs import REPO, ddpm_args, gpt_args
+from tiny_runs import REPO, CORPUS_LINE, ddpm_args, gpt_args, write_corpus
 
 SAVER = """
 import sys, torch
@@ -32,6 +32,7 @@ while True:  # ~24 MB a save, each tagged with its number, until killed
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["in the foreground", "background"])
 def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path, mode):
     # Three savers side by side (they start slowly and save quickly); each is killed at its own moment.
@@ -144,8 +145,7 @@ def test_last_checkpoint_is_on_disk_before_the_next_step_changes_the_weights(tmp
 def checkpoints(tmp_path_factory, tiny_mnist):
     """A two-step GPT2Mini checkpoint and a two-step DDPM checkpoint, made through train.py."""
     root = tmp_path_factory.mktemp("ckpts")
-    text = root / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
+    text = write_corpus(root / "tiny.txt", 10)
     gpt = train.LabCLI(args=["fit", *gpt_args(root / "gpt", text, "--trainer.max_steps", "2")])
     ddpm = train.LabCLI(args=["fit", *ddpm_args(root / "ddpm", tiny_mnist, "--trainer.max_steps", "2")])
     return {
@@ -185,6 +185,7 @@ def _bad_checkpoint(tmp_path: Path, checkpoints: dict, case: str) -> tuple[Path,
     raise AssertionError(case)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["truncated", "not a checkpoint", "no state_dict", "newer format", "a directory"])
 def test_a_bad_checkpoint_gets_one_clear_error_and_is_left_alone(tmp_path, checkpoints, case):
     path, message = _bad_checkpoint(tmp_path, checkpoints, case)
@@ -198,6 +199,7 @@ def test_a_bad_checkpoint_gets_one_clear_error_and_is_left_alone(tmp_path, check
     assert not (tmp_path / "lightning_logs").exists()  # nothing was started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("ckpt", "config", "message"), [
     ("gpt", "ddpm", "is a GPT2Mini checkpoint, but this run's model is DDPM"),
     ("ddpm", "gpt", "is a DDPM checkpoint, but this run's model is GPT2Mini"),
@@ -213,6 +215,7 @@ def test_a_checkpoint_of_the_other_model_is_refused_by_name(tmp_path, checkpoint
     assert _digest(path) == before
 
 
+@pytest.mark.slow
 def test_generate_refuses_a_diffusion_checkpoint(checkpoints):
     import generate
 
@@ -220,9 +223,10 @@ def test_generate_refuses_a_diffusion_checkpoint(checkpoints):
         generate.main([str(checkpoints["ddpm"])])
 
 
+@pytest.mark.slow
 def test_a_text_too_short_for_the_checkpoints_context_is_an_error(tmp_path, checkpoints):
     short = tmp_path / "short.txt"
-    short.write_text("hello world, the lab says hi.\n")  # a 16-character window needs more than this split has
+    short.write_text(CORPUS_LINE)  # a 16-character window needs more than this split has
     with pytest.raises(SystemExit) as exit_info:
         train.main(["validate", *gpt_args(tmp_path, short), "--ckpt_path", str(checkpoints["gpt"])])
     assert "too short for this checkpoint" in exit_info.value.code

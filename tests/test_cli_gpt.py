@@ -2,8 +2,6 @@
 
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,32 +9,27 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
+from callbacks import StepProgressBar
 from lightning_modules import GPT2Mini
+from subprocess_runs import run_train
+from tiny_runs import gpt_args, write_corpus
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test goes through train.py's command line
 
 
 def tiny_args(root: Path, text: Path, *extra: str) -> list[str]:
-    return [
-        "--config", str(REPO / "configs/gpt2_mini.yaml"),
-        "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        "--trainer.max_steps", "60",
-        "--trainer.val_check_interval", "30",
-        "--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "32", "--model.dropout", "0.0",
-        "--model.learning_rate", "1e-2", "--model.warmup_steps", "5",
-        "--data.data_path", str(text), "--data.block_size", "16", "--data.batch_size", "16",
-        *extra,
-    ]  # fmt: skip
+    """A tiny run that learns the corpus in 60 steps: no dropout, a high learning rate, a short warm-up."""
+    return gpt_args(
+        root, text, "--trainer.max_steps", "60", "--trainer.val_check_interval", "30", "--model.dropout", "0.0",
+        "--model.learning_rate", "1e-2", "--model.warmup_steps", "5", *extra,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One 60-step run on a repetitive text, shared by the tests that need a trained checkpoint."""
     root = tmp_path_factory.mktemp("run")
-    text = root / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 120, encoding="utf-8")
+    text = write_corpus(root / "tiny.txt", 120)
     cli = train.LabCLI(args=["fit", *tiny_args(root, text)])
     ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
     return cli, root, text, ckpt
@@ -100,6 +93,13 @@ def test_validate_from_a_checkpoint_scores_it_and_draws_a_sample(trained):
     assert "samples/text_summary" in events.Tags()["tensors"]
 
 
+def test_the_progress_bar_counts_the_runs_steps(tmp_path, repetitive_text, capsys):
+    args = tiny_args(tmp_path, repetitive_text, "--trainer.max_steps", "3", "--trainer.enable_progress_bar", "true")
+    cli = train.LabCLI(args=["fit", *args])
+    assert isinstance(cli.trainer.progress_bar_callback, StepProgressBar)
+    assert "3/3 [" in capsys.readouterr().out  # the run's steps, not one epoch's batches (about 200)
+
+
 def test_fast_dev_run_writes_no_checkpoint(tmp_path, repetitive_text):
     train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, "--trainer.fast_dev_run", "true")])
     assert not list(tmp_path.rglob("*.ckpt"))
@@ -147,10 +147,7 @@ def test_unknown_switch_value_is_a_usage_error(tmp_path, repetitive_text, capsys
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py", "fit", "--config", "configs/gpt2_mini.yaml", "--data.data_path", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_train("fit", "--config", "configs/gpt2_mini.yaml", "--data.data_path", str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a directory; --data.data_path must name a UTF-8 text file."

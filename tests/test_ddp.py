@@ -6,16 +6,17 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from subprocess_runs import ddpm_args, gpt_args, run_train
+from subprocess_runs import run_train
+from tiny_runs import ddpm_args, gpt_args
+
+pytestmark = pytest.mark.slow  # two train.py processes each
 
 TWO_PROCESSES = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
 @pytest.mark.parametrize("model", ["gpt2_mini", "ddpm"])
-def test_two_process_training_and_predict(tmp_path, tiny_mnist, model):
-    text = tmp_path / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
-    make, data = (gpt_args, text) if model == "gpt2_mini" else (ddpm_args, tiny_mnist)
+def test_two_process_training_and_predict(tmp_path, tiny_mnist, short_text, model):
+    make, data = (gpt_args, short_text) if model == "gpt2_mini" else (ddpm_args, tiny_mnist)
     dump = tmp_path / "ranks"
     fit = run_train(
         "fit", *make(tmp_path, data, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2", *TWO_PROCESSES),

@@ -15,8 +15,7 @@ import train
 from callbacks import ImageSampleCallback
 from errors import UserInputError
 from lightning_modules import DDPM
-
-REPO = Path(__file__).resolve().parents[1]
+from tiny_runs import ddpm_args
 TINY = {"base_channels": 8, "channel_mults": (1, 2), "timesteps": 20}
 
 
@@ -220,21 +219,11 @@ def test_sample_grids_need_a_model_that_samples(tmp_path):
 
 
 def tiny_args(root: Path, data_dir: Path, *extra: str) -> list[str]:
-    return [
-        "--config", str(REPO / "configs/ddpm.yaml"),
-        "--trainer.accelerator", "cpu",
-        "--trainer.max_time", "null",
-        "--trainer.default_root_dir", str(root),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-        "--trainer.max_steps", "4",
-        "--trainer.val_check_interval", "2",
-        "--trainer.limit_val_batches", "1",
-        "--trainer.log_every_n_steps", "1",
-        "--model.base_channels", "8", "--model.channel_mults", "[1, 2]", "--model.timesteps", "50",
-        "--data.data_dir", str(data_dir), "--data.download", "false", "--data.batch_size", "8",
-        *extra,
-    ]  # fmt: skip
+    """Four steps, validated (and sampled) at steps 2 and 4."""
+    return ddpm_args(
+        root, data_dir, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2",
+        "--trainer.log_every_n_steps", "1", *extra,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +234,7 @@ def trained(tmp_path_factory, tiny_mnist):
     return cli, root, Path(cli.trainer.checkpoint_callback.last_model_path)
 
 
+@pytest.mark.slow
 def test_run_logs_losses_and_sample_grids(trained):
     cli, root, ckpt = trained
     run_dir = Path(cli.trainer.log_dir)
@@ -258,6 +248,7 @@ def test_run_logs_losses_and_sample_grids(trained):
         assert Image.open(run_dir / "samples" / f"step_{step:06d}.png").size == (122, 122)
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_plain_data_and_samples_on_its_own(trained):
     cli, _, ckpt = trained
     raw = torch.load(ckpt, weights_only=True)
@@ -270,6 +261,7 @@ def test_checkpoint_holds_plain_data_and_samples_on_its_own(trained):
     assert samples.shape == (2, 1, 28, 28) and 0 <= samples.min() <= samples.max() <= 1
 
 
+@pytest.mark.slow
 def test_resume_continues_step_optimizer_and_schedule(trained, tiny_mnist):
     _, root, ckpt = trained
     before = torch.load(ckpt, weights_only=True)
@@ -281,6 +273,7 @@ def test_resume_continues_step_optimizer_and_schedule(trained, tiny_mnist):
     assert after["lr_schedulers"][0]["last_epoch"] == 6
 
 
+@pytest.mark.slow
 def test_predict_writes_a_grid_and_a_tensor_from_the_checkpoint_alone(trained, tmp_path, capsys):
     _, _, ckpt = trained
     args = tiny_args(tmp_path, tmp_path / "no_mnist_here", "--model.sample_steps", "5", "--model.num_samples", "4")

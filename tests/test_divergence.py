@@ -4,14 +4,14 @@ import pytest
 import torch
 
 import train
-from subprocess_runs import ddpm_args, gpt_args
+from tiny_runs import ddpm_args, gpt_args
+
+pytestmark = pytest.mark.slow  # runs through train.py's command line
 
 
 @pytest.mark.parametrize("model", ["gpt2_mini", "ddpm"])
-def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, tiny_mnist, model):
-    text = tmp_path / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
-    make, data = (gpt_args, text) if model == "gpt2_mini" else (ddpm_args, tiny_mnist)
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, tiny_mnist, short_text, model):
+    make, data = (gpt_args, short_text) if model == "gpt2_mini" else (ddpm_args, tiny_mnist)
     args = make(tmp_path, data, "--trainer.max_steps", "20", "--trainer.callbacks+=helper_callbacks.PoisonAtStep", "--trainer.callbacks.step", "13")
     with pytest.raises(SystemExit) as exit_info:
         train.main(["fit", *args])
@@ -25,11 +25,9 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
-def test_the_message_names_the_risky_settings_of_the_run(tmp_path):
-    text = tmp_path / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
+def test_the_message_names_the_risky_settings_of_the_run(tmp_path, short_text):
     args = gpt_args(
-        tmp_path, text, "--trainer.max_steps", "5", "--trainer.gradient_clip_val", "null", "--model.ln_style", "post",
+        tmp_path, short_text, "--trainer.max_steps", "5", "--trainer.gradient_clip_val", "null", "--model.ln_style", "post",
         "--model.learning_rate", "0.5", "--trainer.callbacks+=helper_callbacks.PoisonAtStep", "--trainer.callbacks.step", "2",
     )  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:

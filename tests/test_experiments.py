@@ -21,6 +21,7 @@ def test_power_law_fit_recovers_a_known_exponent():
     assert b == pytest.approx(0.129, abs=0.03) and 0.5 < r2 < 1.0
 
 
+@pytest.mark.slow
 def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(tmp_path, repetitive_text, monkeypatch):
     variants = {**ablation.VARIANTS["gpt2_mini"], "broken": ["--model.dropout", "1.5"]}
     monkeypatch.setitem(ablation.VARIANTS, "gpt2_mini", variants)
@@ -40,6 +41,7 @@ def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(t
     assert (out / "ablation.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
     out = tmp_path / "abl"
     ablation.main(["--model", "ddpm", "--steps", "2", "--data", str(tiny_mnist), "--out", str(out),
@@ -58,6 +60,7 @@ def test_unknown_variant_is_a_usage_error(capsys):
     assert "unknown variant(s) no_attention" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_scaling_records_each_size_skips_finished_ones_and_plots(tmp_path, repetitive_text, capsys):
     out = tmp_path / "scaling"
     argv = ["--data", str(repetitive_text), "--out", str(out), "--quick", "--steps", "2", "--sizes", "tiny", "small",

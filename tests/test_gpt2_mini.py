@@ -133,6 +133,7 @@ def test_uniform_guess_loss_is_log_vocab():
     assert model.loss(x, y).item() == pytest.approx(math.log(len(CHARS)), abs=0.1)
 
 
+@pytest.mark.slow
 def test_compile_sends_the_loss_through_torch_compile_with_the_same_value():
     model = GPT2Mini(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8, dropout=0.0, compile=True)
     assert "compile" not in model.hparams  # how to run, not what the model is: never saved

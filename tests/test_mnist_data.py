@@ -2,8 +2,6 @@
 
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +13,8 @@ from conftest import _write_idx
 from datamodules import MNISTDataModule
 from datamodules.mnist import MNIST_FILES
 from errors import UserInputError
-from subprocess_runs import ddpm_args
-
-REPO = Path(__file__).resolve().parents[1]
+from subprocess_runs import run_train
+from tiny_runs import ddpm_args
 
 
 def test_reads_both_splits_scaled_to_minus_one_one(tiny_mnist):
@@ -92,11 +89,11 @@ def test_bad_loader_settings_are_user_errors(kwargs):
         MNISTDataModule(**kwargs)
 
 
+@pytest.mark.slow
 def test_missing_dataset_through_the_cli_exits_with_the_message_and_no_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py", "fit", "--config", "configs/ddpm.yaml",
-         "--data.data_dir", str(tmp_path), "--data.download", "false", "--trainer.default_root_dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+    result = run_train(
+        "fit", "--config", "configs/ddpm.yaml",
+        "--data.data_dir", str(tmp_path), "--data.download", "false", "--trainer.default_root_dir", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -125,6 +122,7 @@ def _wrong_label(n: int, at: int, value: int) -> torch.Tensor:
     return labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "data", "problem"), [
     ("t10k-labels-idx1-ubyte", torch.arange(48) % 10,
      "has 48 labels but t10k-images-idx3-ubyte has 16 images: the files come from different sets."),

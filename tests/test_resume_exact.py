@@ -9,7 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train
 from datamodules.resumable import ResumableLoader, ResumableSampler
-from subprocess_runs import ddpm_args, gpt_args, run_train
+from subprocess_runs import run_train
+from tiny_runs import ddpm_args, gpt_args
 
 
 def test_sampler_shuffles_by_seed_and_epoch_and_splits_ranks():
@@ -53,17 +54,15 @@ def _train_losses(log_dir: Path) -> dict[int, float]:
     return {e.step: e.value for e in events.Scalars("train_loss")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gpt2_mini", "ddpm"])
-def test_a_killed_run_resumes_exactly(tmp_path, tiny_mnist, model):
+def test_a_killed_run_resumes_exactly(tmp_path, tiny_mnist, short_text, model):
     # The killed run is a process of its own; the uninterrupted and the resumed run happen in this one.
     # 25 steps; last.ckpt every 10 (the configs' logging interval); validation every 5. The data has
     # 16 (GPT) or 6 (DDPM) batches an epoch, so the resumed stretch crosses epoch boundaries.
-    text = tmp_path / "tiny.txt"
-    text.write_text("hello world, the lab says hi.\n" * 10, encoding="utf-8")
-
     def args(root: Path, *extra: str) -> list[str]:
         make = gpt_args if model == "gpt2_mini" else ddpm_args
-        data = text if model == "gpt2_mini" else tiny_mnist
+        data = short_text if model == "gpt2_mini" else tiny_mnist
         return ["fit", *make(root, data, "--trainer.max_steps", "25", "--trainer.log_every_n_steps", "1", *extra)]
 
     train.LabCLI(args=args(tmp_path / "full"))
