@@ -230,3 +230,39 @@ def test_a_text_too_short_for_the_checkpoints_context_is_an_error(tmp_path, chec
     with pytest.raises(SystemExit) as exit_info:
         train.main(["validate", *gpt_args(tmp_path, short), "--ckpt_path", str(checkpoints["gpt"])])
     assert "too short for this checkpoint" in exit_info.value.code
+
+
+def _as_format_1(path: Path, out: Path) -> Path:
+    """The checkpoint as the lab wrote it before format 2: the network's weights on GPT2Mini itself
+    (`tok_emb.weight`, not `gpt.tok_emb.weight`) and no position in the training data's order."""
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"] = {name.removeprefix("gpt."): value for name, value in checkpoint["state_dict"].items()}
+    checkpoint["lab"]["format"] = 1
+    checkpoint["loops"]["fit_loop"]["state_dict"] = {}
+    torch.save(checkpoint, out)
+    return out
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_before_format_2_generates_predicts_and_resumes(tmp_path, checkpoints):
+    import generate
+
+    old = _as_format_1(checkpoints["gpt"], tmp_path / "format1.ckpt")
+    current = GPT2Mini.load_from_checkpoint(checkpoints["gpt"]).state_dict()
+    upgraded = generate.load_model(str(old)).state_dict()
+    assert upgraded.keys() == current.keys()
+    assert all(torch.equal(upgraded[name], value) for name, value in current.items())
+
+    texts = []
+    for ckpt in (old, checkpoints["gpt"]):
+        args = gpt_args(tmp_path / ckpt.stem, checkpoints["text"], "--model.max_new_tokens", "40", "--model.top_k", "3")
+        predicted = train.LabCLI(args=["predict", *args, "--ckpt_path", str(ckpt), "--seed_everything", "7"])
+        texts.append((Path(predicted.trainer.log_dir) / "predictions.txt").read_text())
+    assert texts[0] == texts[1] and len(texts[0]) > 40
+
+    args = gpt_args(tmp_path / "resume", checkpoints["text"], "--trainer.max_steps", "4")
+    resumed = train.LabCLI(args=["fit", *args, "--ckpt_path", str(old)])
+    assert resumed.trainer.global_step == 4
+    after = torch.load(resumed.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    assert after["optimizer_states"][0]["state"][0]["step"] == 4  # Adam's moments carried on from step 2
+    assert after["lab"]["format"] == CHECKPOINT_FORMAT and "gpt.tok_emb.weight" in after["state_dict"]
