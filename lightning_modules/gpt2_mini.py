@@ -1,5 +1,6 @@
 """GPT2Mini: a character-level GPT-2-style transformer (the `GPT` network), and how it trains and generates."""
 
+from dataclasses import fields
 from functools import partial
 from typing import Any, get_args
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
-from lightning_modules.transformer import GPT, AttentionImpl, KVCache, LayerNormStyle
+from lightning_modules.transformer import GPT, AttentionImpl, GPTConfig, KVCache, LayerNormStyle
 
 
 class GPT2Mini(pl.LightningModule):
@@ -56,10 +57,7 @@ class GPT2Mini(pl.LightningModule):
         self.save_hyperparameters(ignore=["compile", "max_new_tokens", "temperature", "top_k"])
         self.tokenizer = CharTokenizer(chars) if chars is not None else None
         self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
-        self.gpt = GPT(
-            vocab_size, n_layer, n_head, n_embd, block_size, dropout,
-            ln_style, disable_residual, disable_attention, attn_impl, bias,
-        )  # fmt: skip
+        self.gpt = GPT(GPTConfig(**{f.name: self.hparams[f.name] for f in fields(GPTConfig)}))
         # torch.compile (on first call) for the training and validation loss; generation stays eager.
         self._loss_fn = torch.compile(self.loss) if compile else self.loss
 

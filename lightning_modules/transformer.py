@@ -52,6 +52,24 @@ class KVCache:
 
 
 @dataclass
+class GPTConfig:
+    """The network's size and switches, which every part of it reads (as in nanoGPT); `GPT2Mini`'s arguments of
+    the same names fill it. Each switch is explained where it acts: `Block` and `CausalSelfAttention`."""
+
+    vocab_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256
+    dropout: float = 0.1
+    ln_style: LayerNormStyle = "pre"
+    disable_residual: bool = False
+    disable_attention: bool = False
+    attn_impl: AttentionImpl = "sdpa"
+    bias: bool = True
+
+
+@dataclass
 class Trace:
     """What a forward pass computed along the way, filled in by `GPT.trace`.
 
@@ -87,23 +105,16 @@ class CausalSelfAttention(nn.Module):
     attention, the weights are computed by the written-out softmax, kept, and used for the output.
     """
 
-    def __init__(
-        self,
-        n_embd: int,
-        n_head: int,
-        block_size: int,
-        dropout: float,
-        attn_impl: AttentionImpl = "sdpa",
-        bias: bool = True,
-    ) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.n_head = n_head
-        self.attn_impl = attn_impl
-        self.dropout = dropout
+        n_embd, block_size, bias = config.n_embd, config.block_size, config.bias
+        self.n_head = config.n_head
+        self.attn_impl = config.attn_impl
+        self.dropout = config.dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # queries, keys and values in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = nn.Dropout(dropout)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
         causal_mask = torch.tril(torch.ones(block_size, block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", causal_mask.view(1, 1, block_size, block_size), persistent=False)
 
@@ -145,12 +156,12 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     """Position-wise feed-forward network: widen 4x, GELU, project back."""
 
-    def __init__(self, n_embd: int, dropout: float, bias: bool = True) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
@@ -165,26 +176,15 @@ class Block(nn.Module):
     `bias=False` drops the biases of the Linear and LayerNorm layers (nanoGPT's default).
     """
 
-    def __init__(
-        self,
-        n_embd: int,
-        n_head: int,
-        block_size: int,
-        dropout: float,
-        ln_style: LayerNormStyle = "pre",
-        disable_residual: bool = False,
-        disable_attention: bool = False,
-        attn_impl: AttentionImpl = "sdpa",
-        bias: bool = True,
-    ) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_style = ln_style
-        self.disable_residual = disable_residual
-        self.disable_attention = disable_attention
-        self.ln1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, block_size, dropout, attn_impl, bias)
-        self.ln2 = nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, dropout, bias)
+        self.ln_style = config.ln_style
+        self.disable_residual = config.disable_residual
+        self.disable_attention = config.disable_attention
+        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
         if not self.disable_attention:
@@ -203,41 +203,25 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Token and position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
 
-    The switches (`ln_style`, `disable_residual`, `disable_attention`, `attn_impl`, `bias`) are `Block`'s,
-    applied to every block. Weights start as in GPT-2: N(0, 0.02), with the projections that write into the
+    The switches of `GPTConfig` apply to every block. Weights start as in GPT-2: N(0, 0.02), with the projections that write into the
     residual stream (`c_proj`) scaled down by sqrt(2 * n_layer), one factor per residual addition.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        n_layer: int = 4,
-        n_head: int = 4,
-        n_embd: int = 128,
-        block_size: int = 256,
-        dropout: float = 0.1,
-        ln_style: LayerNormStyle = "pre",
-        disable_residual: bool = False,
-        disable_attention: bool = False,
-        attn_impl: AttentionImpl = "sdpa",
-        bias: bool = True,
-    ) -> None:
+    def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.block_size = block_size
-        self.tok_emb = nn.Embedding(vocab_size, n_embd)
-        self.pos_emb = nn.Embedding(block_size, n_embd)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            Block(n_embd, n_head, block_size, dropout, ln_style, disable_residual, disable_attention, attn_impl, bias)
-            for _ in range(n_layer)
-        )
-        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.config = config
+        self.block_size = config.block_size
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

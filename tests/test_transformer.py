@@ -3,14 +3,18 @@
 import pytest
 import torch
 
-from lightning_modules.transformer import Block, CausalSelfAttention
+from lightning_modules.transformer import Block, CausalSelfAttention, GPTConfig
 
 N_EMBD, N_HEAD, BLOCK = 32, 4, 16
 
 
+def config(**switches) -> GPTConfig:
+    return GPTConfig(vocab_size=10, n_embd=N_EMBD, n_head=N_HEAD, block_size=BLOCK, **switches)
+
+
 def block(**switches) -> Block:
     torch.manual_seed(0)
-    return Block(N_EMBD, N_HEAD, BLOCK, dropout=0.0, **switches).eval()
+    return Block(config(dropout=0.0, **switches)).eval()
 
 
 @pytest.fixture
@@ -20,14 +24,14 @@ def x() -> torch.Tensor:
 
 def test_sdpa_path_equals_manual_path(x):
     torch.manual_seed(0)
-    attn = CausalSelfAttention(N_EMBD, N_HEAD, BLOCK, dropout=0.1).eval()
+    attn = CausalSelfAttention(config(dropout=0.1)).eval()
     fast = attn(x)
     attn.attn_impl = "manual"
     torch.testing.assert_close(attn(x), fast, atol=1e-5, rtol=1e-5)
 
 
 def test_attention_weights_are_causal_and_normalised(x):
-    attn = CausalSelfAttention(N_EMBD, N_HEAD, BLOCK, dropout=0.0).eval()
+    attn = CausalSelfAttention(config(dropout=0.0)).eval()
     q, k, _ = attn.c_attn(x).split(N_EMBD, dim=2)
     q, k = (z.view(2, BLOCK, N_HEAD, -1).transpose(1, 2) for z in (q, k))
     weights = attn.attention_weights(q, k)
