@@ -8,6 +8,7 @@ The YAML config chooses the model and the datamodule; any init argument can be o
 line. `python train.py fit --help` and `--print_config` show everything that can be set.
 """
 
+import logging
 import re
 import sys
 import tempfile
@@ -24,8 +25,18 @@ from callbacks import CheckpointExtras, DivergenceGuard, StepProgressBar
 from checkpoint_io import read_checkpoint
 from errors import UserInputError
 
-# Data loading here is in-process by default (num_workers: 0), which Lightning warns about on every run.
+# Messages from the libraries that a learner can do nothing about, silenced by message and module; warnings
+# about the user's own settings still show.
+# Data loads in-process by default (num_workers: 0), which Lightning warns about on every run:
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Lightning 2.6's own use of a torch API that newer torch deprecates:
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", module=r"lightning\.pytorch\.utilities\._pytree")
+# A resumed run (or predict) logs to a new version_N folder, where the best checkpoint is tracked anew:
+warnings.filterwarnings("ignore", "The dirpath has changed from", module=r"lightning\.pytorch\.callbacks\.model_checkpoint")
+# The model summary's size estimate under bf16-mixed:
+warnings.filterwarnings("ignore", "Precision bf16-mixed is not supported by the model summary")
+# Advertisements for Lightning's cloud services at the start of every run:
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip:" not in record.getMessage())
 
 
 class LabCLI(LightningCLI):
@@ -89,6 +100,24 @@ class LabCLI(LightningCLI):
             kwargs["callbacks"] = [*callbacks, StepProgressBar()]
         return super().instantiate_trainer(**kwargs)
 
+    def after_fit(self) -> None:
+        """Say where the run's outputs are: its folder, the checkpoints to resume or sample from, TensorBoard."""
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.log_dir is None or trainer.fast_dev_run:
+            return
+        lines = [f"Run folder: {_shown(trainer.log_dir)}"]
+        last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), "")
+        if last:
+            lines.append(f"Last checkpoint (resume with --ckpt_path): {_shown(last)}")
+        for callback in trainer.checkpoint_callbacks:
+            if callback.monitor and callback.best_model_path:
+                score = callback.best_model_score  # None after a resume that has not validated yet
+                by = f"{callback.monitor} {score:.4f}" if score is not None else f"by {callback.monitor}"
+                lines.append(f"Best checkpoint ({by}): {_shown(callback.best_model_path)}")
+        if trainer.logger is not None and trainer.logger.save_dir:
+            lines.append(f"Watch it: tensorboard --logdir {_shown(trainer.logger.save_dir)}")
+        print("\n".join(lines))
+
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         if self._checkpoint_hparams is None:
@@ -100,6 +129,12 @@ class LabCLI(LightningCLI):
                 f"The text is too short for this checkpoint: its model reads windows of {wanted} characters, "
                 f"the data has none longer than {have}. Use a longer --data.data_path."
             )
+
+
+def _shown(path: str | Path) -> str:
+    """A path as the user would type it: relative to the current folder when it is inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _check_writable(folder: Path) -> None:

@@ -1,6 +1,7 @@
 """Running one training through train.py's command line and reading back what it logged."""
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,21 +29,24 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
     Validation runs once, at the end; the training loss is logged every step so runs can be overlaid.
     """
     start = time.perf_counter()
-    cli = LabCLI(
-        args=[
-            "fit",
-            "--config", str(config),
-            "--trainer.max_steps", str(steps),
-            "--trainer.max_time", "null",
-            "--trainer.val_check_interval", str(steps),
-            "--trainer.log_every_n_steps", "1",
-            "--trainer.default_root_dir", str(out),
-            "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
-            "--trainer.logger.save_dir", str(out),
-            "--trainer.logger.name", name,
-            *args,
-        ]
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        # sys.argv holds the experiment's own options; LightningCLI warns whenever both it and `args` are set.
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+        cli = LabCLI(
+            args=[
+                "fit",
+                "--config", str(config),
+                "--trainer.max_steps", str(steps),
+                "--trainer.max_time", "null",
+                "--trainer.val_check_interval", str(steps),
+                "--trainer.log_every_n_steps", "1",
+                "--trainer.default_root_dir", str(out),
+                "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
+                "--trainer.logger.save_dir", str(out),
+                "--trainer.logger.name", name,
+                *args,
+            ]
+        )  # fmt: skip
     metrics = cli.trainer.callback_metrics
     return RunResult(
         train_loss=float(metrics["train_loss"]),

@@ -1,6 +1,7 @@
 """Ablation and scaling code paths on tiny settings, and the power-law fit on points with a known exponent."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -28,8 +29,10 @@ def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(t
     out = tmp_path / "abl"
     argv = ["--model", "gpt2_mini", "--steps", "3", "--data", str(repetitive_text), "--out", str(out),
             "--variants", "baseline", "broken", "no_attention", *TINY_GPT]  # fmt: skip
-    with pytest.raises(SystemExit, match="broken"):
+    with pytest.raises(SystemExit, match="broken"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         ablation.main(argv)
+    assert not [w for w in caught if "args parameter" in str(w.message)]  # sys.argv is the experiment's, on purpose
     results = json.loads((out / "ablation.json").read_text())
     assert list(results) == ["baseline", "broken", "no_attention"]
     assert results["broken"]["error"] == "dropout must be in [0, 1), got 1.5."
