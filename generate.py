@@ -4,7 +4,7 @@
     python generate.py path/to/last.ckpt --interactive
 
 Interactive mode reads one prompt per line from stdin and prints its continuation; an empty line starts
-from a newline. It ends on EOF (Ctrl-D) or Ctrl-C.
+from a newline. It ends on EOF (Ctrl-D) or Ctrl-C. Both modes print each character as soon as it is picked.
 """
 
 import argparse
@@ -53,12 +53,25 @@ def interactive(model: GPT2Mini, args: argparse.Namespace) -> None:
             print(file=sys.stderr)
             return
         try:
-            print(model.generate_text(prompt or "\n", args.max_new_tokens, args.temperature, args.top_k))
+            print_generated(model, prompt or "\n", args)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
         except KeyboardInterrupt:
             print(file=sys.stderr)
             return
+
+
+def print_generated(model: GPT2Mini, prompt: str, args: argparse.Namespace) -> None:
+    """Print `prompt`, then each new character as soon as it is picked (a long answer takes tens of
+    seconds on a CPU), then a newline."""
+    model.generate_text(prompt, 0, args.temperature, args.top_k)  # a bad prompt or setting: its error, first
+    print(prompt, end="", flush=True)
+    model.generate_text(prompt, args.max_new_tokens, args.temperature, args.top_k, on_text=print_now)
+    print()
+
+
+def print_now(text: str) -> None:
+    print(text, end="", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.interactive:
             interactive(model, args)
         else:
-            print(model.generate_text(args.prompt, args.max_new_tokens, args.temperature, args.top_k))
+            print_generated(model, args.prompt, args)
     except UserInputError as err:
         sys.exit(f"error: {err}")
 

@@ -1,5 +1,7 @@
 """GPT2Mini: a character-level GPT-2-style transformer (the `GPT` network), and how it trains and generates."""
 
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from functools import partial
 from typing import Any, get_args
@@ -7,7 +9,9 @@ from typing import Any, get_args
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from callbacks.text_prediction_writer import SEPARATOR
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
@@ -132,6 +136,26 @@ class GPT2Mini(pl.LightningModule):
         values so a new token costs one position's work; the tokens are the same as without it. Once the
         text outgrows `block_size` the window slides, every position shifts, and the cache is refilled from
         the last `block_size` tokens at each step: from there on a token costs a full window, as without it.
+        The tokens come from `generate_tokens`, which hands out each one as soon as it is picked.
+        """
+        new_tokens = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
+        return torch.cat((idx, *new_tokens), dim=1)
+
+    @torch.inference_mode()  # on a generator, torch enters the mode at each resume and leaves it at each yield
+    def generate_tokens(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the tokens `generate` appends to `idx` (B, T), one (B, 1) tensor at a time, as each is picked.
+
+        A 500-character answer takes tens of seconds on a CPU, so a caller that shows each token as it comes
+        (`generate_text(on_text=...)`) is not silent all that time. The model is in eval mode while the loop
+        runs and goes back to its previous mode when the loop ends, fails, or is left part-way (a `break`, or
+        `close()`): the `finally` below runs then too.
         """
         if temperature < 0:
             raise UserInputError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
@@ -152,7 +176,7 @@ class GPT2Mini(pl.LightningModule):
                     logits = self(idx[:, -block_size:], caches)
                 idx_next = self._pick_next(logits[:, -1, :], temperature, top_k)
                 idx = torch.cat((idx, idx_next), dim=1)
-            return idx
+                yield idx_next
         finally:
             self.train(was_training)
 
@@ -167,19 +191,47 @@ class GPT2Mini(pl.LightningModule):
         return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
 
     def generate_text(
-        self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> str:
-        """Continue `prompt`; returns the prompt followed by `max_new_tokens` new characters."""
+        """Continue `prompt`; returns the prompt followed by `max_new_tokens` new characters.
+
+        `on_text`, when given, is called with each new character as soon as it is picked, so that the text
+        can be shown while it is written: `on_text=lambda ch: print(ch, end="", flush=True)`.
+        """
         if self.tokenizer is None:
             raise UserInputError("This model has no vocabulary: build it with `chars=` or load it from a checkpoint.")
         if not prompt:
             raise UserInputError("The prompt is empty: give at least one character to start from, e.g. a newline.")
         idx = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long, device=self.device)
-        out = self.generate(idx, max_new_tokens, temperature, top_k)
-        return self.tokenizer.decode(out[0].tolist())
+        new_tokens: list[torch.Tensor] = []
+        for idx_next in self.generate_tokens(idx, max_new_tokens, temperature, top_k):
+            new_tokens.append(idx_next)
+            if on_text is not None:  # reading the token waits for the device: only when someone is watching
+                on_text(self.tokenizer.decode(idx_next[0].tolist()))
+        return self.tokenizer.decode(torch.cat((idx, *new_tokens), dim=1)[0].tolist())
 
     def predict_step(self, batch: list[str], batch_idx: int) -> list[str]:
-        return [self.generate_text(p, self.max_new_tokens, self.temperature, self.top_k) for p in batch]
+        """Continue each prompt. Process 0 prints each text as it is generated, followed by `SEPARATOR`;
+        `TextPredictionWriter` writes all of them to a file at the end and prints the other processes' texts."""
+        settings = (self.max_new_tokens, self.temperature, self.top_k)
+        if not self.trainer.is_global_zero:
+            return [self.generate_text(prompt, *settings) for prompt in batch]
+        texts = []
+        for prompt in batch:
+            with tqdm.external_write_mode(file=sys.stdout):  # the progress bar steps aside while the text is printed
+                print(prompt, end="", flush=True)
+                texts.append(self.generate_text(prompt, *settings, on_text=_print_now))
+                print(end=SEPARATOR, flush=True)
+        return texts
+
+
+def _print_now(text: str) -> None:
+    print(text, end="", flush=True)
 
 
 def _check_config(

@@ -4,6 +4,7 @@ import io
 
 import lightning.pytorch as pl
 import pytest
+import torch
 
 import generate
 from datamodules import CharDataModule
@@ -27,7 +28,25 @@ def ckpt(tmp_path_factory):
 def test_one_shot_generation_prints_prompt_and_continuation(ckpt, capsys):
     generate.main([str(ckpt), "--prompt", "ab", "--max_new_tokens", "6", "--seed", "0"])
     out = capsys.readouterr().out
-    assert out.startswith("ab") and len(out.rstrip("\n")) >= 2
+    torch.manual_seed(0)
+    assert out == generate.load_model(str(ckpt)).generate_text("ab", 6) + "\n"  # the same text as in one piece
+
+
+def test_one_shot_prints_each_character_before_picking_the_next(ckpt, capsys, monkeypatch):
+    printed: list[str] = []  # stdout, read each time a new token is about to be handed out
+    generate_tokens = GPT2Mini.generate_tokens
+
+    def watched(self, *args, **kwargs):
+        for token in generate_tokens(self, *args, **kwargs):
+            printed.append(capsys.readouterr().out)
+            yield token
+
+    monkeypatch.setattr(GPT2Mini, "generate_tokens", watched)
+    generate.main([str(ckpt), "--prompt", "ab", "--max_new_tokens", "6", "--seed", "0"])
+    out = "".join(printed) + capsys.readouterr().out
+    so_far = ["".join(printed[: i + 1]) for i in range(len(printed))]
+    assert so_far == [out[: 2 + i] for i in range(6)]  # the prompt, then one more character at each token
+    assert len(out) == 2 + 6 + 1 and out.endswith("\n")
 
 
 def test_interactive_loop_answers_each_line_reports_bad_ones_and_ends_on_eof(ckpt, capsys, monkeypatch):

@@ -80,6 +80,47 @@ def test_generate_text_keeps_the_prompt_and_adds_characters():
     assert text.startswith("ab") and len(text) == 9 and set(text) <= set(CHARS)
 
 
+def test_streamed_characters_are_the_continuation_generate_text_returns():
+    model = GPT2Mini(vocab_size=5, n_layer=1, n_head=1, n_embd=8, block_size=8, chars=list("abc \n"))
+    streamed: list[str] = []
+    torch.manual_seed(3)
+    text = model.generate_text("ab", max_new_tokens=20, on_text=streamed.append)  # past block_size: the window slides
+    torch.manual_seed(3)
+    assert text == model.generate_text("ab", max_new_tokens=20)  # watching does not change what is sampled
+    assert len(streamed) == 20 and all(len(ch) == 1 for ch in streamed)
+    assert "ab" + "".join(streamed) == text
+
+
+def test_generation_left_part_way_restores_train_mode():
+    model = tiny().train()
+    start = torch.zeros(1, 1, dtype=torch.long)
+    for i, token in enumerate(model.generate_tokens(start, max_new_tokens=10)):
+        assert not model.training and token.shape == (1, 1)  # eval mode while generating
+        if i == 2:
+            break
+    assert model.training
+    tokens = model.generate_tokens(start, max_new_tokens=10)
+    next(tokens)
+    tokens.close()
+    assert model.training
+
+    def stop(ch: str) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while a character is printed
+
+    with pytest.raises(KeyboardInterrupt):
+        model.generate_text("ab", max_new_tokens=10, on_text=stop)
+    assert model.training
+
+
+def test_generate_tokens_yields_what_generate_appends():
+    model = tiny()
+    start = torch.tensor([[1, 2, 3]])
+    torch.manual_seed(4)
+    tokens = list(model.generate_tokens(start, max_new_tokens=20, top_k=3))
+    torch.manual_seed(4)
+    assert torch.equal(torch.cat((start, *tokens), dim=1), model.generate(start, max_new_tokens=20, top_k=3))
+
+
 def test_prompt_with_unknown_characters_names_them():
     with pytest.raises(UserInputError, match=r"'Z', 'x'"):
         tiny().generate_text("abxZ", max_new_tokens=3)
