@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from callbacks.prediction_writer import RankZeroPredictionWriter
 
-SEPARATOR = "\n" + "-" * 40 + "\n"  # between two texts, in the file and on the console
+SEPARATOR = "\n" + "-" * 40 + "\n"  # between two texts, in the file and on the console (as GPT2Mini prints)
 
 
 class TextPredictionWriter(RankZeroPredictionWriter):

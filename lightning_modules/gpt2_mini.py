@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from callbacks.text_prediction_writer import SEPARATOR
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
 from lightning_modules.transformer import GPT, AttentionImpl, GPTConfig, KVCache, LayerNormStyle
+
+SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between them in TextPredictionWriter's file
 
 
 class GPT2Mini(pl.LightningModule):
