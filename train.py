@@ -103,9 +103,10 @@ class LabCLI(LightningCLI):
     def after_fit(self) -> None:
         """Say where the run's outputs are: its folder, the checkpoints to resume or sample from, TensorBoard."""
         trainer = self.trainer
-        if not trainer.is_global_zero or trainer.log_dir is None or trainer.fast_dev_run:
+        log_dir = trainer.log_dir  # a collective call under DDP: every process must make it
+        if not trainer.is_global_zero or log_dir is None or trainer.fast_dev_run:
             return
-        lines = [f"Run folder: {_shown(trainer.log_dir)}"]
+        lines = [f"Run folder: {_shown(log_dir)}"]
         last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), "")
         if last:
             lines.append(f"Last checkpoint (resume with --ckpt_path): {_shown(last)}")
