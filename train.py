@@ -21,7 +21,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from callbacks import CheckpointExtras, DivergenceGuard, StepProgressBar
+from callbacks import CheckpointExtras, DivergenceGuard, FinalValidation, StepProgressBar
 from checkpoint_io import read_checkpoint
 from errors import UserInputError
 
@@ -43,8 +43,8 @@ class LabCLI(LightningCLI):
     """LightningCLI with the links between a datamodule and the model it feeds, and the lab's safety nets.
 
     Every run gets crash-safe checkpoint writes that overlap training (`AtomicCheckpointIO`), random-generator
-    states in its checkpoints for exact resume (`CheckpointExtras`), and a stop at the first NaN loss
-    (`DivergenceGuard`).
+    states in its checkpoints for exact resume (`CheckpointExtras`), a stop at the first NaN loss
+    (`DivergenceGuard`), and a last validation when it stops between two (`FinalValidation`).
     Options are checked before anything is built or trained: a wrong checkpoint, `max_steps 0` or an
     output folder that cannot be written is a one-line error, not a traceback half-way through a run.
     """
@@ -53,7 +53,7 @@ class LabCLI(LightningCLI):
 
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
         defaults = {
-            "callbacks": [CheckpointExtras(), DivergenceGuard()],
+            "callbacks": [CheckpointExtras(), DivergenceGuard(), FinalValidation()],
             "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO", "init_args": {"background": True}},
         }
         super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)

@@ -1,5 +1,6 @@
 """DDPM: a denoising diffusion model (Ho et al. 2020) on small images, and how it trains and samples."""
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -8,8 +9,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from errors import UserInputError
-from lightning_modules.noise_schedule import NoiseSchedule, ScheduleKind
+from lightning_modules.noise_schedule import NoiseSchedule, SamplerStep, ScheduleKind
 from lightning_modules.unet import UNet
+
+OnStep = Callable[[int, torch.Tensor, SamplerStep], None]  # (t, x_t, the sampler's step from it)
 
 
 class DDPM(pl.LightningModule):
@@ -58,10 +61,15 @@ class DDPM(pl.LightningModule):
 
     # ---- training -------------------------------------------------------------------------------
 
-    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """DDPM's L_simple: how far the predicted noise is from the noise that made x_t from x0 at step t."""
+    def loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, per_image: bool = False) -> torch.Tensor:
+        """DDPM's L_simple: how far the predicted noise is from the noise that made x_t from x0 at step t.
+
+        The mean over the batch, or with `per_image` one value per image (B,), which shows how the loss
+        depends on the noise level t.
+        """
         eps = self(self.schedule.q_sample(x0, t, noise), t)
-        return F.mse_loss(eps.float(), noise)
+        losses = F.mse_loss(eps.float(), noise, reduction="none").flatten(1).mean(dim=1)
+        return losses if per_image else losses.mean()
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x0 = batch[0]
@@ -70,20 +78,23 @@ class DDPM(pl.LightningModule):
         self.log("train_loss", loss, prog_bar=True)
         return loss
 
-    def _fixed_noise_loss(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The loss with timesteps and noise seeded by the batch index, so every evaluation scores the same draws."""
+    def _fixed_noise_losses(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Each image's loss, with timesteps and noise seeded by the batch index, so every evaluation scores
+        the same draws; with the timesteps, for observers (`callbacks.DiffusionObserver`)."""
         x0 = batch[0]
         generator = torch.Generator().manual_seed(batch_idx)
-        t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        return self._loss_fn(x0, t.to(x0.device), noise.to(x0.device))
+        t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), generator=generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        return {"t": t, "losses": self._loss_fn(x0, t, noise, per_image=True)}
 
-    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        loss = self._fixed_noise_loss(batch, batch_idx)
-        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        out = self._fixed_noise_losses(batch, batch_idx)
+        self.log("val_loss", out["losses"].mean(), prog_bar=True, sync_dist=True, batch_size=batch[0].size(0))
+        return out
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self.log("test_loss", self._fixed_noise_loss(batch, batch_idx), sync_dist=True, batch_size=batch[0].size(0))
+        loss = self._fixed_noise_losses(batch, batch_idx)["losses"].mean()
+        self.log("test_loss", loss, sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
@@ -102,6 +113,7 @@ class DDPM(pl.LightningModule):
         eta: float = 0.0,
         seed: int | None = None,
         progress: bool = False,
+        on_step: OnStep | None = None,
     ) -> torch.Tensor:
         """Draw `num_samples` images (N, C, H, W) in [0, 1], starting from pure noise.
 
@@ -109,13 +121,14 @@ class DDPM(pl.LightningModule):
         spaced timesteps, where `eta` sets how much fresh noise each step adds (0: deterministic given the
         starting noise; 1: as much as DDPM). `eta` only applies to DDIM. All randomness comes from `seed`
         when given (from torch's global generator otherwise), drawn on the CPU, so a seed gives the same
-        grid on any device. `progress` shows a progress bar over the steps.
+        grid on any device. `progress` shows a progress bar over the steps; `on_step` sees every step
+        (see `denoise`).
         """
         _check_sampling(num_samples, steps, eta, self.hparams.timesteps)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         hp = self.hparams
         x_T = torch.randn((num_samples, hp.in_channels, hp.image_size, hp.image_size), generator=generator)
-        x0 = self.denoise(x_T.to(self.device), steps, eta, generator, progress)
+        x0 = self.denoise(x_T.to(self.device), steps, eta, generator, progress, on_step)
         return ((x0.float() + 1) / 2).clamp(0.0, 1.0)
 
     @torch.no_grad()
@@ -126,10 +139,13 @@ class DDPM(pl.LightningModule):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        on_step: OnStep | None = None,
     ) -> torch.Tensor:
         """Run the reverse process from the noise `x_T` to images in [-1, 1] (see `sample` for the arguments).
 
         `generator` (a CPU one) supplies the noise added along the way; DDIM with eta=0 adds none.
+        `on_step(t, x_t, step)` is called at every step with the timestep, the current noisy images and
+        the sampler's `SamplerStep` (the next x and the predicted clean image x0), to watch digits emerge.
         """
         _check_sampling(x_T.size(0), steps, eta, self.hparams.timesteps)
         ancestral = steps is None
@@ -143,11 +159,14 @@ class DDPM(pl.LightningModule):
                 eps = self(x, torch.full((x.size(0),), t, device=x.device, dtype=torch.long))
                 if ancestral:
                     noise = self._noise_like(x, generator) if t > 0 else None
-                    x = self.schedule.ddpm_step(x, t, eps, noise).prev_sample
+                    step = self.schedule.ddpm_step(x, t, eps, noise)
                 else:
                     t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
                     noise = self._noise_like(x, generator) if eta > 0 else None
-                    x = self.schedule.ddim_step(x, t, t_prev, eps, eta, noise).prev_sample
+                    step = self.schedule.ddim_step(x, t, t_prev, eps, eta, noise)
+                if on_step is not None:
+                    on_step(t, x, step)
+                x = step.prev_sample
             return x
         finally:
             self.train(was_training)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks import GradNormLogger, StepProgressBar, TextSampleCallback
+from callbacks import FinalValidation, GradNormLogger, StepProgressBar, TextSampleCallback
 from datamodules import CharDataModule
 from lightning_modules import GPT2Mini
 
@@ -92,3 +92,25 @@ def test_under_max_time_the_progress_bar_says_how_much_time_is_left(tmp_path, sh
     _, bar = _fit_with_bar(tmp_path, short_text, max_steps=-1, max_time={"hours": 1}, max_epochs=1)
     assert bar.train_progress_bar.total == 17  # one epoch: what Lightning estimates when an epoch count is the limit
     assert re.fullmatch(r"Epoch 0, \d+:\d\d of max_time left: ", bar.train_progress_bar.desc)
+
+
+class ValidationSteps(pl.Callback):
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.steps.append(trainer.global_step)
+
+
+@pytest.mark.parametrize(("max_steps", "final", "validated_at"), [(5, True, [3, 5]), (5, False, [3]), (6, True, [3, 6])])
+def test_a_run_that_stops_between_validations_ends_with_one(tmp_path, short_text, max_steps, final, validated_at):
+    dm = CharDataModule(data_path=str(short_text), block_size=8, batch_size=4)
+    seen = ValidationSteps()
+    trainer = pl.Trainer(
+        max_steps=max_steps, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path, logger=False,
+        callbacks=[seen, *([FinalValidation()] if final else [])], enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
+    )  # fmt: skip
+    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm)
+    assert seen.steps == validated_at

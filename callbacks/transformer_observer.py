@@ -1,0 +1,169 @@
+"""Looks inside GPT2Mini at every validation: attention maps, the residual stream, and the logit lens."""
+
+import math
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from torchmetrics import MeanMetric
+
+from callbacks.periodic_sampler import PeriodicSampler
+from errors import UserInputError
+
+if TYPE_CHECKING:
+    from lightning_modules.transformer import Trace
+
+
+@runtime_checkable
+class TraceableNetwork(Protocol):
+    """What this callback needs of the model's network (`GPT2Mini.gpt`): a forward pass that keeps its
+    intermediate results, and the decoder that turns a hidden state into logits."""
+
+    def trace(self, idx: torch.Tensor, attention: bool = False) -> "Trace":
+        ...
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        ...
+
+
+class TransformerObserver(PeriodicSampler):
+    """At every validation, logs what the network does inside, not only how well it predicts.
+
+    On the first `batches` validation batches (all of them when None):
+    - `residual_rms/block_{i}`: the root mean square of the residual stream after block i. Pre-LN lets it
+      grow with depth, Post-LN normalises it after every block, and without residuals it has nothing to
+      grow from.
+    - `logit_lens/block_{i}`: the loss when the hidden state after block i is decoded by the final
+      LayerNorm and the tied head, as if the model stopped there. The last block's is the model's own loss
+      on those batches.
+
+    On a fixed probe (`probe`, or the first `probe_length` characters of the validation text), the same at
+    every validation and in every run so that pictures can be compared:
+    - `attention/layer_{i}`: each head's attention weights (rows: queries, columns: keys), from the
+      written-out softmax, so exactly what the model applies.
+    - `attention_entropy/layer_{i}/head_{j}`: how spread out each head's attention is, in nats, averaged
+      over the probe's positions (a head that always looks at one position scores 0).
+
+    Only rank zero observes, never during the sanity check; `attention_maps: false` leaves out the figures.
+    """
+
+    def __init__(
+        self,
+        probe: str | None = None,
+        probe_length: int = 64,
+        batches: int | None = 10,
+        attention_maps: bool = True,
+    ) -> None:
+        super().__init__(every_n_steps=None)
+        if probe_length <= 0 or (batches is not None and batches <= 0):
+            raise UserInputError(
+                f"TransformerObserver probe_length and batches must be positive, got {probe_length} and {batches}."
+            )
+        self.probe = probe
+        self.probe_length = probe_length
+        self.batches = batches
+        self.attention_maps = attention_maps
+        self._probe_ids: torch.Tensor | None = None
+        self._rms: list[MeanMetric] = []
+        self._lens: list[MeanMetric] = []
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        network = getattr(pl_module, "gpt", None)
+        if not isinstance(network, TraceableNetwork):
+            raise TypeError(f"TransformerObserver needs a model whose .gpt has trace() and unembed(); {type(pl_module).__name__} has none.")
+        block_size = pl_module.hparams.block_size
+        if self.probe is not None:
+            ids = pl_module.tokenizer.encode(self.probe)  # a UserInputError names unknown characters
+        else:
+            ids = trainer.datamodule.val_data[: min(self.probe_length, block_size)].tolist()
+        self._probe_ids = torch.tensor([ids[:block_size]])
+        n_layer = pl_module.hparams.n_layer
+        self._rms = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]  # rank zero alone: no all-gather
+        self._lens = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for metric in (*self._rms, *self._lens):
+            metric.reset()
+
+    @torch.no_grad()
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: Any
+    ) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or (self.batches is not None and batch_idx >= self.batches):
+            return
+        x, y = batch
+        trace = pl_module.gpt.trace(x)
+        for h, rms, lens in zip(trace.hidden_states, self._rms, self._lens):
+            rms.update(h.float().pow(2).mean().sqrt().cpu())
+            logits = pl_module.gpt.unembed(h)
+            lens.update(F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()).cpu(), weight=y.numel())
+
+    def measurements(self) -> dict[str, float]:
+        """`residual_rms/block_{i}` and `logit_lens/block_{i}` over the batches observed in this validation."""
+        metrics = {}
+        for i, (rms, lens) in enumerate(zip(self._rms, self._lens)):
+            if rms.update_count:
+                metrics[f"residual_rms/block_{i}"] = rms.compute().item()
+                metrics[f"logit_lens/block_{i}"] = lens.compute().item()
+        return metrics
+
+    @torch.no_grad()
+    def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = self.measurements()
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            trace = pl_module.gpt.trace(self._probe_ids.to(pl_module.device), attention=True)
+        finally:
+            pl_module.train(was_training)
+        chars = [_label(c) for c in pl_module.tokenizer.decode(self._probe_ids[0].tolist())]
+        for i, weights in enumerate(trace.attention):
+            if weights is None:  # attention switched off in this block
+                continue
+            weights = weights[0].float().cpu()  # (n_head, T, T)
+            for j, entropy in enumerate(attention_entropy(weights)):
+                metrics[f"attention_entropy/layer_{i}/head_{j}"] = entropy.item()
+            if self.attention_maps and isinstance(trainer.logger, TensorBoardLogger):
+                figure = attention_figure(weights, chars, f"layer {i}, step {trainer.global_step}")
+                trainer.logger.experiment.add_figure(f"attention/layer_{i}", figure, trainer.global_step)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+
+def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """(n_head, T, T) attention weights -> (n_head,) mean entropy of a query's attention, in nats."""
+    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(dim=-1)
+    return entropy.mean(dim=-1)
+
+
+def attention_figure(weights: torch.Tensor, chars: list[str], title: str) -> Figure:
+    """One heat map per head, rows = queries and columns = keys, the probe's characters on the axes if they fit."""
+    n_head, T, _ = weights.shape
+    cols = min(n_head, 4)
+    rows = math.ceil(n_head / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows))  # not pyplot's: no window, no global state
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        if j >= n_head:
+            ax.axis("off")
+            continue
+        ax.imshow(weights[j], cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=1))  # small weights stay visible
+        ax.set_title(f"head {j}", fontsize=9)
+        if T <= 64:
+            ax.set_xticks(range(T), chars, fontsize=4)
+            ax.set_yticks(range(T), chars, fontsize=4)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"attention, {title} (rows: queries, columns: keys)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _label(char: str) -> str:
+    """A character as an axis label: spaces and newlines made visible."""
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(char, char)
