@@ -27,7 +27,7 @@ def test_fit_resume_and_predict_print_no_warnings_and_fit_says_where_its_outputs
     last = run / "checkpoints/last.ckpt"
     assert f"Run folder: {run}" in fit.stdout
     assert f"Last checkpoint (resume with --ckpt_path): {last}" in fit.stdout
-    assert re.search(rf"Best checkpoint \(val_loss \d\.\d{{4}}\): {run}/checkpoints/best-step=5-", fit.stdout)
+    assert re.search(rf"Best checkpoint \(val_loss \d\.\d{{4}}\): {run}/checkpoints/best-step=[56]-", fit.stdout)  # validated at 5 and 6
     assert f"Watch it: tensorboard --logdir {tmp_path}" in fit.stdout
 
     resumed = run_train("fit", *gpt_args(tmp_path, short_text, "--trainer.max_steps", "8", *shown), "--ckpt_path", str(last))
