@@ -7,7 +7,8 @@ Measures GPT2Mini training tokens/s through Lightning and through a bare PyTorch
 optimizer and settings: configs/gpt2_mini_shakespeare.yaml; the bare loop with and without the config's
 last.ckpt every 10 steps), GPT2Mini generation tokens/s with and without
 the KV cache, DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
-50-step DDIM (configs/ddpm.yaml's model). Each benchmark runs in a fresh process, whose peak resident
+50-step DDIM (configs/ddpm.yaml's model), and what the observation callbacks add to a training run's wall
+time (not in --quick: it trains one full validation interval of each config). Each benchmark runs in a fresh process, whose peak resident
 memory is reported beside it. Weights are untrained: speed does not depend on them.
 """
 
@@ -25,6 +26,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+MNIST_ROOT = REPO.parent / "shared" / "data"
 GPT_CONFIG = REPO / "configs" / "gpt2_mini_shakespeare.yaml"
 REPEATS = 5
 
@@ -231,6 +233,55 @@ def _ddpm_sampling(num_samples: int, steps: int | None) -> dict:
     return {"seconds": time.perf_counter() - start, "bf16": bf16}
 
 
+OBSERVERS = ("TransformerObserver", "DiffusionObserver", "UpdateRatioLogger")
+
+
+def _observation_overhead(config: Path, data_args: list[str]) -> dict:
+    """How much the observation callbacks add to a run of `config`, over one validation interval.
+
+    The run trains `val_check_interval` steps and validates once, so it holds training steps, logging
+    steps and validations in the full run's proportions. Lightning's SimpleProfiler times every callback
+    hook; the observers' hooks against the rest of the fit is what observation adds to the wall time.
+    Timing a run with and without them instead would measure the machine's drift (10-20% here), not 3%.
+    """
+    import lightning.pytorch as pl
+    import yaml
+
+    from train import LabCLI
+
+    fit_seconds = {}
+
+    class FitClock(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            fit_seconds["start"] = time.perf_counter()
+
+        def on_fit_end(self, trainer, pl_module):
+            fit_seconds["total"] = time.perf_counter() - fit_seconds["start"]
+
+    folder = _tmpdir()
+    steps = yaml.safe_load(config.read_text())["trainer"]["val_check_interval"]
+    cli = LabCLI(
+        args=[
+            "fit", "--config", str(config), "--trainer.max_steps", str(steps), "--trainer.max_time", "null",
+            "--trainer.profiler", "lightning.pytorch.profilers.SimpleProfiler",
+            "--trainer.profiler.dirpath", folder, "--trainer.profiler.filename", "profile",
+            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", folder, *data_args,
+        ],
+        trainer_defaults={"callbacks": [FitClock()]},
+    )  # fmt: skip
+    observing = sum(
+        sum(durations)
+        for action, durations in cli.trainer.profiler.recorded_durations.items()
+        if action.startswith(tuple(f"[Callback]{name}." for name in OBSERVERS))
+    )
+    return {
+        "steps": steps,
+        "observing_s": observing,
+        "fit_s": fit_seconds["total"],
+        "overhead": observing / (fit_seconds["total"] - observing),
+    }
+
+
 def _tmpdir() -> str:
     import tempfile
 
@@ -265,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps: a rough figure in a few minutes")
     parser.add_argument("--data", default=str(SHAKESPEARE) if SHAKESPEARE.exists() else None,
                         help="text for the GPT training benchmark (default: tiny Shakespeare if present)")  # fmt: skip
+    parser.add_argument("--mnist", default=str(MNIST_ROOT) if (MNIST_ROOT / "MNIST" / "raw").is_dir() else None,
+                        help="MNIST root folder for the DDPM observation row (default: ../shared/data if present)")  # fmt: skip
     parser.add_argument("--output", default="benchmarks/results.json")
     args = parser.parse_args(argv)
     # The Lightning/bare comparison gets the most steps: a slow spell of a few seconds moves a short one by 3%.
@@ -303,6 +356,15 @@ def main(argv: list[str] | None = None) -> None:
     record("DDPM sample 64 images, DDPM 1000 steps", ancestral, f"{ancestral['seconds']:,.1f} s")
     print(f"{'  DDIM speed-up':<44} {ancestral['seconds'] / ddim['seconds']:>21.1f}x")
     rows["ddim_speedup"] = {"speedup": ancestral["seconds"] / ddim["seconds"]}
+    observed_runs = [("gpt2_mini_shakespeare", GPT_CONFIG, "--data.data_path", args.data)]
+    observed_runs.append(("ddpm", REPO / "configs" / "ddpm.yaml", "--data.data_dir", args.mnist))
+    for name, config, data_option, data in observed_runs:
+        label = f"Observation overhead, {name}"
+        if args.quick or (name == "ddpm" and data is None):
+            print(f"{label:<44} {'skipped' + (' (--quick)' if args.quick else ' (no MNIST)'):>22}")
+            continue
+        overhead = measure(_observation_overhead, config, [data_option, data] if data else [])
+        record(label, overhead, f"+{overhead['overhead']:.1%} wall time")
 
     rows["machine"] = {
         "processor": platform.processor() or platform.machine(),

@@ -51,9 +51,9 @@ def test_attention_output_rebuilt_from_the_traced_weights_equals_the_models(idx)
     torch.testing.assert_close(rebuilt, attn(x), atol=1e-5, rtol=1e-5)  # attn(x) takes the fused (sdpa) path
 
 
-def _observed(gpt: GPT, idx: torch.Tensor) -> dict[str, float]:
+def _observed(gpt: GPT, idx: torch.Tensor, windows: int | None = None) -> dict[str, float]:
     """The observer's measurements on one batch, for a model whose network is `gpt`."""
-    observer = TransformerObserver(batches=None)
+    observer = TransformerObserver(windows=windows)
     model = SimpleNamespace(gpt=gpt, hparams=SimpleNamespace(block_size=16, n_layer=3))
     observer.setup(SimpleNamespace(datamodule=SimpleNamespace(val_data=idx[0])), model, "fit")
     trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True)
@@ -82,6 +82,12 @@ def test_the_last_blocks_logit_lens_is_the_models_loss(idx):
     observed = _observed(gpt, idx)
     loss = torch.nn.functional.cross_entropy(gpt(idx).flatten(0, 1), targets.flatten())
     assert observed["logit_lens/block_2"] == pytest.approx(loss.item(), abs=1e-5)
+
+
+def test_the_observer_reads_only_its_first_windows(idx):
+    gpt = network()
+    assert _observed(gpt, idx, windows=1) == _observed(gpt, idx[:1])
+    assert _observed(gpt, idx, windows=1) != _observed(gpt, idx)
 
 
 def test_update_ratio_is_the_step_over_the_weights_per_part():
@@ -148,7 +154,7 @@ def test_a_gpt_run_logs_the_observations_only_when_asked(tmp_path, repetitive_te
     dm = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4)
     torch.manual_seed(0)
     model = GPT2Mini(dm.vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8, chars=dm.chars)
-    callbacks = [TransformerObserver(probe_length=8, batches=2), UpdateRatioLogger()] if observed else []
+    callbacks = [TransformerObserver(probe_length=8, windows=None), UpdateRatioLogger()] if observed else []
     trainer = pl.Trainer(
         max_steps=2, val_check_interval=2, limit_val_batches=2, log_every_n_steps=1, callbacks=callbacks,
         default_root_dir=tmp_path, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
