@@ -4,8 +4,12 @@
     python -m experiments.ablation --model ddpm --steps 300 --data ../data --out runs/ablation_ddpm
     tensorboard --logdir runs/ablation
 
-Arguments after the known ones go to train.py for every variant (e.g. `--model.n_layer 2`). Writes
-`ablation.json`, `ablation.md` (a table) and `ablation.png` (training-loss curves) into --out.
+Arguments after the known ones go to train.py for every variant (e.g. `--model.n_layer 2`). Writes into
+--out: `ablation.json`, `ablation.md` (a table, and a note per variant on what its observers saw),
+`ablation.png` (training-loss curves), `ablation_inside.png` (GPT2Mini: residual RMS and logit-lens loss by
+block; DDPM: validation loss by noise level, a line per variant) and `ablation_attention.png` (the last
+layer's attention maps) or `ablation_trajectories.png` (denoising trajectories), one row per variant.
+TensorBoard's HPARAMS tab lists the variants with their switches and final losses.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments.diagnostics import explain, write_figures  # noqa: E402
 from experiments.runs import CONFIGS, fit, read_scalars  # noqa: E402
 from train import find_user_error  # noqa: E402
 
@@ -90,6 +95,9 @@ def write_table(results: dict[str, dict], model: str, steps: int, path: Path) ->
             lines.append(f"| {name} | failed | {r['error']} |{plan}")
         else:
             lines.append(f"| {name} | {r['train_loss']:.4g} | {r['val_loss']:.4g} |{plan}")
+    notes = explain(results, model)
+    if notes:
+        lines += ["", "Inside, at the last validation:", ""] + [f"- **{name}**: {note}" for name, note in notes.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -117,8 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     write_table(results, args.model, args.steps, out / "ablation.md")
     plot_curves(results, args.model, out / "ablation.png")
+    figures = write_figures(results, args.model, out)
     print((out / "ablation.md").read_text())
-    print(f"Wrote {out / 'ablation.json'}, {out / 'ablation.md'} and {out / 'ablation.png'}")
+    written = [out / "ablation.json", out / "ablation.md", out / "ablation.png", *figures]
+    print(f"Wrote {', '.join(map(str, written))}")
     failed = [name for name, r in results.items() if "error" in r]
     if failed:
         sys.exit(f"error: variant(s) failed: {', '.join(failed)} (see the messages above)")

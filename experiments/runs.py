@@ -27,6 +27,7 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
     """Train `steps` steps with `config` plus `args`, logging to TensorBoard under `out/name/version_N`.
 
     Validation runs once, at the end; the training loss is logged every step so runs can be overlaid.
+    The run's switches and final losses go to TensorBoard's HPARAMS tab, where runs can be sorted by them.
     """
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -44,10 +45,14 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
                 "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
                 "--trainer.logger.save_dir", str(out),
                 "--trainer.logger.name", name,
+                "--trainer.logger.default_hp_metric", "false",  # the HPARAMS tab gets the real metrics below
                 *args,
             ]
         )  # fmt: skip
     metrics = cli.trainer.callback_metrics
+    switches = {k: v for k, v in cli.model.hparams.items() if isinstance(v, (bool, int, float, str))}
+    final = {"final/train_loss": float(metrics["train_loss"]), "final/val_loss": float(metrics["val_loss"])}
+    cli.trainer.logger.log_hyperparams({"variant": name, **switches}, final)  # TensorBoard's HPARAMS tab
     return RunResult(
         train_loss=float(metrics["train_loss"]),
         val_loss=float(metrics["val_loss"]),

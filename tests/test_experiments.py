@@ -1,10 +1,13 @@
 """Ablation and scaling code paths on tiny settings, and the power-law fit on points with a known exponent."""
 
 import json
+import re
 import warnings
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from experiments import ablation, plot_scaling, scaling
 
@@ -41,7 +44,11 @@ def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(t
         assert (out / name).is_dir()  # one TensorBoard run per variant, named after it
     table = (out / "ablation.md").read_text()
     assert "| baseline |" in table and "| no_attention |" in table and "2.78" in table  # the plan's figure beside ours
-    assert (out / "ablation.png").stat().st_size > 10_000
+    assert re.search(r"- \*\*no_attention\*\*: MLP-only blocks .*: residual RMS by block [\d.]+, logit-lens", table)
+    for figure in ("ablation.png", "ablation_inside.png", "ablation_attention.png"):
+        assert (out / figure).stat().st_size > 10_000
+    hparams = _hparams(results["no_attention"]["log_dir"])
+    assert hparams["variant"] == "no_attention" and hparams["disable_attention"] == 1  # a bool, stored as a number
 
 
 @pytest.mark.slow
@@ -54,7 +61,22 @@ def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
     results = json.loads((out / "ablation.json").read_text())
     assert set(results) == {"baseline", "no_time_emb"} and all("val_loss" in r for r in results.values())
     baseline = results["baseline"]  # diffusion losses are small: four significant digits keep them apart
-    assert f"| baseline | {baseline['train_loss']:.4g} | {baseline['val_loss']:.4g} |" in (out / "ablation.md").read_text()
+    table = (out / "ablation.md").read_text()
+    assert f"| baseline | {baseline['train_loss']:.4g} | {baseline['val_loss']:.4g} |" in table
+    assert re.search(r"- \*\*no_time_emb\*\*: The network is never told t.*furthest from the baseline at t \d+-\d+", table)
+    for figure in ("ablation_inside.png", "ablation_trajectories.png"):
+        assert (out / figure).stat().st_size > 5_000
+
+
+def _hparams(log_dir: str) -> dict:
+    """The switches a run shows in TensorBoard's HPARAMS tab, and which final metrics it lists there."""
+    events = EventAccumulator(log_dir)
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {"final/train_loss", "final/val_loss"}
+    return {k: v.string_value or v.bool_value or v.number_value for k, v in start.hparams.items()}
 
 
 def test_unknown_variant_is_a_usage_error(capsys):

@@ -1,0 +1,151 @@
+"""What an ablation's variants look like inside: their observers' last readings, side by side.
+
+Each variant's run logs the observation callbacks' scalars and images to TensorBoard (`TransformerObserver`,
+`DiffusionObserver`); this reads the last of each back and draws them per variant, and says in a sentence
+or two how each variant differs from the baseline, with the numbers.
+"""
+
+import io
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+# Why each variant differs, the part the numbers cannot say (the numbers follow it in `explain`).
+MECHANISM = {
+    "post_ln": "LayerNorm after each residual addition resets the stream's scale at every block",
+    "no_residual": "each block's output replaces its input, so nothing carries the embeddings past a block",
+    "no_attention": "MLP-only blocks see one character at a time, so the model can learn at best which character follows which",
+    "no_time_emb": "the network is never told t and must guess the noise level from the image",
+    "cosine_schedule": "the cosine schedule spends its steps at different noise levels, so compare its losses level by level",
+}
+
+
+class Readings:
+    """The last value of every scalar and the last image of every image tag that one run logged."""
+
+    def __init__(self, log_dir: str) -> None:
+        events = EventAccumulator(log_dir, size_guidance={"scalars": 0, "images": 0})
+        events.Reload()
+        self.scalars = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+        self._events = events
+        self.image_tags = set(events.Tags()["images"])
+
+    def series(self, prefix: str) -> dict[str, float]:
+        """{suffix: value} of the scalars under `prefix`, in numeric order (block_2 before block_10)."""
+        found = {tag[len(prefix) :]: v for tag, v in self.scalars.items() if tag.startswith(prefix)}
+        return dict(sorted(found.items(), key=lambda item: [int(n) for n in re.findall(r"\d+", item[0])]))
+
+    def image(self, tag: str):
+        """The last image logged under `tag`, as an (H, W, C) array, or None."""
+        if tag not in self.image_tags:
+            return None
+        return mpimg.imread(io.BytesIO(self._events.Images(tag)[-1].encoded_image_string), format="png")
+
+
+def read(results: dict[str, dict]) -> dict[str, Readings]:
+    """The readings of every variant that trained."""
+    return {name: Readings(r["log_dir"]) for name, r in results.items() if "log_dir" in r}
+
+
+def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]], title: str, path: Path) -> bool:
+    """One panel per (scalar prefix, x label, y label), a line per variant; False if nothing was logged."""
+    if not any(r.series(prefix) for r in readings.values() for prefix, _, _ in panels):
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (prefix, xlabel, ylabel) in zip(axes[0], panels):
+        for name, r in readings.items():
+            series = r.series(prefix)
+            ax.plot(list(series), list(series.values()), marker="o", label=name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=45 if len(series) > 5 else 0)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_images(readings: dict[str, Readings], tag: str, title: str, path: Path) -> bool:
+    """Each variant's last `tag` image, one above the other; False if no variant logged one."""
+    images = {name: r.image(tag) for name, r in readings.items() if r.image(tag) is not None}
+    if not images:
+        return False
+    height, width = next(iter(images.values())).shape[:2]
+    fig, axes = plt.subplots(len(images), 1, figsize=(width / 100, (height / 100 + 0.3) * len(images)), squeeze=False)
+    for ax, (name, image) in zip(axes[:, 0], images.items()):
+        ax.imshow(image)
+        ax.set_title(name, fontsize=10, loc="left")
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]:
+    """The diagnostics figures of an ablation into `out`; returns the paths written."""
+    readings = read(results)
+    written = []
+    if model == "gpt2_mini":
+        panels = [("residual_rms/block_", "block", "residual stream RMS"), ("logit_lens/block_", "block", "logit-lens loss")]
+        if plot_lines(readings, panels, "Inside each variant at its last validation", out / "ablation_inside.png"):
+            written.append(out / "ablation_inside.png")
+        layer = max((len(r.series("residual_rms/block_")) for r in readings.values()), default=1) - 1
+        if plot_images(readings, f"attention/layer_{layer}", f"Last layer's attention (layer {layer})", out / "ablation_attention.png"):
+            written.append(out / "ablation_attention.png")
+    else:
+        panels = [("val_loss_by_t/", "timesteps t", "validation loss")]
+        if plot_lines(readings, panels, "Validation loss by noise level, last validation", out / "ablation_inside.png"):
+            written.append(out / "ablation_inside.png")
+        title = "Denoising trajectories (per seed: x_t above predicted x0)"
+        if plot_images(readings, "denoising/trajectory", title, out / "ablation_trajectories.png"):
+            written.append(out / "ablation_trajectories.png")
+    return written
+
+
+def explain(results: dict[str, dict], model: str) -> dict[str, str]:
+    """One or two sentences per variant: how it differs from the baseline inside, with the numbers."""
+    readings = read(results)
+    base = readings.get("baseline")
+    notes = {}
+    for name, r in readings.items():
+        if model == "gpt2_mini":
+            rms, lens = r.series("residual_rms/block_"), r.series("logit_lens/block_")
+            if not rms:
+                continue
+            said = f"residual RMS by block {_listed(rms)}, logit-lens loss by block {_listed(lens)}"
+            if base is not None and name != "baseline":
+                said += f" (baseline: {_listed(base.series('residual_rms/block_'))} and {_listed(base.series('logit_lens/block_'))})"
+        else:
+            by_t = r.series("val_loss_by_t/")
+            if not by_t:
+                continue
+            least, most = list(by_t)[0], list(by_t)[-1]
+            said = f"validation loss {_g(by_t[least])} at t {least} (least noise), {_g(by_t[most])} at t {most}"
+            if base is not None and name != "baseline":
+                base_t = base.series("val_loss_by_t/")
+                ratios = {t: by_t[t] / base_t[t] for t in by_t.keys() & base_t.keys()}
+                if ratios:
+                    furthest = max(ratios, key=lambda t: abs(ratios[t] - 1))
+                    said += f"; furthest from the baseline at t {furthest}, {ratios[furthest]:.2f}x its loss"
+        reason = MECHANISM.get(name)
+        notes[name] = (f"{reason[0].upper()}{reason[1:]}: " if reason else "") + said + "."
+    return notes
+
+
+def _listed(series: dict[str, float]) -> str:
+    return " / ".join(_g(v) for v in series.values())
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
