@@ -35,23 +35,26 @@ class DiffusionObserver(PeriodicSampler):
       `buckets` equal ranges of t. A network without its time embedding fails where it must guess the noise
       level; and losses by t compare the linear and cosine schedules where their plain losses do not.
       Weighted by their counts, the buckets add up to `val_loss`.
-    - `denoising/trajectory`: for `num_seeds` fixed seeds, `points` moments along a `sample_steps`-step DDIM
-      run: the noisy image x_t (top row of each pair) above the network's predicted clean image x0
-      (bottom row). Early on x0 is a blurry average of digits; it sharpens as the noise goes.
+    - `denoising/trajectory`: for `num_images` images drawn from `seed` (the same at every validation),
+      `points` moments along a `sample_steps`-step DDIM run: the noisy image x_t (top row of each pair)
+      above the network's predicted clean image x0 (bottom row). Early on x0 is a blurry average of
+      digits; it sharpens as the noise goes.
 
     Only rank zero observes (its share of the validation data under DDP), never during the sanity check.
     List it before the EMA callback, so that the trajectory uses the averaged weights as validation does.
     """
 
-    def __init__(self, buckets: int = 10, num_seeds: int = 4, points: int = 10, sample_steps: int = 50, seed: int = 0) -> None:
+    def __init__(
+        self, buckets: int = 10, num_images: int = 4, points: int = 10, sample_steps: int = 50, seed: int = 0
+    ) -> None:
         super().__init__(every_n_steps=None)
-        if min(buckets, num_seeds, points, sample_steps) <= 0:
+        if min(buckets, num_images, points, sample_steps) <= 0:
             raise UserInputError(
-                "DiffusionObserver buckets, num_seeds, points and sample_steps must be positive, "
-                f"got {buckets}, {num_seeds}, {points} and {sample_steps}."
+                "DiffusionObserver buckets, num_images, points and sample_steps must be positive, "
+                f"got {buckets}, {num_images}, {points} and {sample_steps}."
             )
         self.buckets = buckets
-        self.num_seeds = num_seeds
+        self.num_images = num_images
         self.points = points
         self.sample_steps = sample_steps
         self.seed = seed
@@ -98,17 +101,17 @@ class DiffusionObserver(PeriodicSampler):
             trainer.logger.experiment.add_image("denoising/trajectory", grid, trainer.global_step)
 
     def trajectory(self, pl_module: pl.LightningModule) -> torch.Tensor:
-        """A (3, H, W) grid: a pair of rows (x_t above predicted x0) per seed, a column per moment of sampling."""
+        """A (3, H, W) grid: a pair of rows (x_t above predicted x0) per image, a column per moment of sampling."""
         seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x_t, predicted x0) at every step
 
         def record(t: int, x_t: torch.Tensor, step: Any) -> None:
             seen.append((x_t.float().cpu(), step.pred_x0.float().cpu()))
 
-        pl_module.sample(self.num_seeds, self.sample_steps, seed=self.seed, on_step=record)
+        pl_module.sample(self.num_images, self.sample_steps, seed=self.seed, on_step=record)
         at = sorted({round(i * (len(seen) - 1) / max(self.points - 1, 1)) for i in range(self.points)})
         chosen = [seen[i] for i in at]
         rows = []
-        for n in range(self.num_seeds):
+        for n in range(self.num_images):
             rows += [torch.stack([x_t[n] for x_t, _ in chosen]), torch.stack([x0[n] for _, x0 in chosen])]
         images = ((torch.cat(rows) + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
         return make_grid(images, nrow=len(chosen), padding=2, pad_value=0.5)

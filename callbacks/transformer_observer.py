@@ -77,7 +77,8 @@ class TransformerObserver(PeriodicSampler):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         network = getattr(pl_module, "gpt", None)
         if not isinstance(network, TraceableNetwork):
-            raise TypeError(f"TransformerObserver needs a model whose .gpt has trace() and unembed(); {type(pl_module).__name__} has none.")
+            name = type(pl_module).__name__
+            raise TypeError(f"TransformerObserver needs a model whose .gpt has trace() and unembed(); {name} has none.")
         block_size = pl_module.hparams.block_size
         if self.probe is not None:
             ids = pl_module.tokenizer.encode(self.probe)  # a UserInputError names unknown characters

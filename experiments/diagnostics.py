@@ -20,9 +20,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 MECHANISM = {
     "post_ln": "LayerNorm after each residual addition resets the stream's scale at every block",
     "no_residual": "each block's output replaces its input, so nothing carries the embeddings past a block",
-    "no_attention": "MLP-only blocks see one character at a time, so the model can learn at best which character follows which",
+    "no_attention": "MLP-only blocks see one character at a time: at best the model learns which character follows which",
     "no_time_emb": "the network is never told t and must guess the noise level from the image",
-    "cosine_schedule": "the cosine schedule spends its steps at different noise levels, so compare its losses level by level",
+    "cosine_schedule": "the cosine schedule spends its steps at other noise levels: compare its losses level by level",
 }
 
 
@@ -97,11 +97,15 @@ def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]
     readings = read(results)
     written = []
     if model == "gpt2_mini":
-        panels = [("residual_rms/block_", "block", "residual stream RMS"), ("logit_lens/block_", "block", "logit-lens loss")]
+        panels = [
+            ("residual_rms/block_", "block", "residual stream RMS"),
+            ("logit_lens/block_", "block", "logit-lens loss"),
+        ]
         if plot_lines(readings, panels, "Inside each variant at its last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
         layer = max((len(r.series("residual_rms/block_")) for r in readings.values()), default=1) - 1
-        if plot_images(readings, f"attention/layer_{layer}", f"Last layer's attention (layer {layer})", out / "ablation_attention.png"):
+        title = f"Last layer's attention (layer {layer})"
+        if plot_images(readings, f"attention/layer_{layer}", title, out / "ablation_attention.png"):
             written.append(out / "ablation_attention.png")
     else:
         panels = [("val_loss_by_t/", "timesteps t", "validation loss")]
@@ -125,7 +129,8 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
                 continue
             said = f"residual RMS by block {_listed(rms)}, logit-lens loss by block {_listed(lens)}"
             if base is not None and name != "baseline":
-                said += f" (baseline: {_listed(base.series('residual_rms/block_'))} and {_listed(base.series('logit_lens/block_'))})"
+                base_rms, base_lens = base.series("residual_rms/block_"), base.series("logit_lens/block_")
+                said += f" (baseline: {_listed(base_rms)} and {_listed(base_lens)})"
         else:
             by_t = r.series("val_loss_by_t/")
             if not by_t:

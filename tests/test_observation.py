@@ -13,7 +13,9 @@ from datamodules import CharDataModule
 from lightning_modules import DDPM, GPT2Mini
 from lightning_modules.transformer import GPT, GPTConfig, merge_heads, split_heads
 
-OBSERVED = ("attention/", "attention_entropy/", "residual_rms/", "logit_lens/", "update_ratio/", "val_loss_by_t/", "denoising/")
+OBSERVED = (
+    "attention/", "attention_entropy/", "residual_rms/", "logit_lens/", "update_ratio/", "val_loss_by_t/", "denoising/"
+)
 
 
 def network(**switches) -> GPT:
@@ -96,11 +98,13 @@ def test_update_ratio_is_the_step_over_the_weights_per_part():
     x = torch.randint(0, 10, (4, 8))
     model.loss(x, x).backward()
     logged = {}
-    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[SimpleNamespace(log_metrics=lambda m, step: logged.update(m))])
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[logger])
     ratio = UpdateRatioLogger()
     ratio.on_before_optimizer_step(trainer, model, None)
     block0 = [p for name, p in model.named_parameters() if name.startswith("gpt.blocks.0.")]
-    expected = (0.1 * torch.cat([p.grad.flatten() for p in block0]).norm() / torch.cat([p.flatten() for p in block0]).norm()).item()
+    grad, weight = (torch.cat([t.flatten() for t in tensors]) for tensors in ([p.grad for p in block0], block0))
+    expected = (0.1 * grad.norm() / weight.norm()).item()
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     trainer.global_step = 1
     ratio.on_train_batch_end(trainer, model)
@@ -117,7 +121,7 @@ def tiny_ddpm() -> DDPM:
 
 
 def test_bucketed_losses_weighted_by_their_counts_are_the_validation_loss(tmp_path):
-    observer = DiffusionObserver(buckets=10, num_seeds=2, points=3, sample_steps=4)
+    observer = DiffusionObserver(buckets=10, num_images=2, points=3, sample_steps=4)
     images = torch.rand(10, 1, 28, 28) * 2 - 1
     trainer = pl.Trainer(callbacks=[observer], logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     (metrics,) = trainer.validate(tiny_ddpm(), DataLoader(TensorDataset(images), batch_size=4), verbose=False)
@@ -129,7 +133,7 @@ def test_bucketed_losses_weighted_by_their_counts_are_the_validation_loss(tmp_pa
 
 
 def test_the_trajectory_pairs_noisy_images_with_predicted_clean_ones():
-    observer = DiffusionObserver(num_seeds=2, points=3, sample_steps=4)
+    observer = DiffusionObserver(num_images=2, points=3, sample_steps=4)
     model = tiny_ddpm()
     observer.setup(None, model, "fit")
     grid = observer.trajectory(model)
@@ -165,10 +169,12 @@ def test_a_gpt_run_logs_the_observations_only_when_asked(tmp_path, repetitive_te
     assert "val_loss" in tags
     if observed:
         for i in range(2):
-            assert {f"attention/layer_{i}", f"residual_rms/block_{i}", f"logit_lens/block_{i}", f"update_ratio/blocks.{i}"} <= tags
+            assert {f"attention/layer_{i}", f"residual_rms/block_{i}", f"logit_lens/block_{i}"} <= tags
+            assert f"update_ratio/blocks.{i}" in tags
             assert {f"attention_entropy/layer_{i}/head_{j}" for j in range(2)} <= tags
         # Over the same (all) validation batches, the last block's logit lens is the validation loss.
-        assert events.Scalars("logit_lens/block_1")[-1].value == pytest.approx(events.Scalars("val_loss")[-1].value, abs=1e-5)
+        last_lens, val_loss = (events.Scalars(tag)[-1].value for tag in ("logit_lens/block_1", "val_loss"))
+        assert last_lens == pytest.approx(val_loss, abs=1e-5)
     else:
         assert not [tag for tag in tags if tag.startswith(OBSERVED)]
 
@@ -177,7 +183,7 @@ def test_a_gpt_run_logs_the_observations_only_when_asked(tmp_path, repetitive_te
 def test_a_ddpm_run_logs_the_observations_only_when_asked(tmp_path, observed):
     images = torch.rand(8, 1, 28, 28) * 2 - 1
     loader = DataLoader(TensorDataset(images), batch_size=4)
-    callbacks = [DiffusionObserver(buckets=10, num_seeds=1, points=2, sample_steps=2)] if observed else []
+    callbacks = [DiffusionObserver(buckets=10, num_images=1, points=2, sample_steps=2)] if observed else []
     trainer = pl.Trainer(
         max_steps=2, val_check_interval=2, log_every_n_steps=1, callbacks=callbacks, default_root_dir=tmp_path,
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
