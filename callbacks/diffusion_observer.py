@@ -1,31 +1,15 @@
 """Looks inside a DDPM at every validation: the loss at each noise level, and digits emerging from noise."""
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
+from callbacks.image_samples import ImageSampler
 from callbacks.periodic_sampler import PeriodicSampler
 from errors import UserInputError
-
-
-@runtime_checkable
-class ObservableDiffusion(Protocol):
-    """What this callback needs of a model: validation outputs with each image's timestep and loss
-    (`{"t": (B,), "losses": (B,)}`), and a sampler that shows every step (see `DDPM.sample`)."""
-
-    def sample(
-        self,
-        num_samples: int,
-        steps: int | None = None,
-        eta: float = 0.0,
-        seed: int | None = None,
-        progress: bool = False,
-        on_step: Any = None,
-    ) -> torch.Tensor:
-        ...
 
 
 class DiffusionObserver(PeriodicSampler):
@@ -40,8 +24,9 @@ class DiffusionObserver(PeriodicSampler):
       above the network's predicted clean image x0 (bottom row). Early on x0 is a blurry average of
       digits; it sharpens as the noise goes.
 
-    Only rank zero observes (its share of the validation data under DDP), never during the sanity check.
-    List it before the EMA callback, so that the trajectory uses the averaged weights as validation does.
+    The model's `validation_step` returns each image's timestep and loss (`{"t": (B,), "losses": (B,)}`),
+    and its `sample` takes `on_step` to show every sampler step (see `DDPM`). Only rank zero observes (its
+    share of the validation data under DDP), never during the sanity check. List it before the EMA callback, so that the trajectory uses the averaged weights as validation does.
     """
 
     def __init__(
@@ -62,7 +47,7 @@ class DiffusionObserver(PeriodicSampler):
         self._count = torch.zeros(buckets)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not isinstance(pl_module, ObservableDiffusion):
+        if not isinstance(pl_module, ImageSampler):
             raise TypeError(f"DiffusionObserver needs a model with sample(); {type(pl_module).__name__} has none.")
         self.timesteps = pl_module.hparams.timesteps
         self.sample_steps = min(self.sample_steps, self.timesteps)
