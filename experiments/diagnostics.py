@@ -6,6 +6,7 @@ or two how each variant differs from the baseline, with the numbers.
 """
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 MECHANISM = {
     "post_ln": "LayerNorm after each residual addition resets the stream's scale at every block",
     "no_residual": "each block's output replaces its input, so nothing carries the embeddings past a block",
-    "no_attention": "MLP-only blocks see one character at a time: at best the model learns which character follows which",
+    "no_attention": "MLP-only blocks see one character at a time, so at best the model learns which character follows which",
     "no_time_emb": "the network is never told t and must guess the noise level from the image",
     "cosine_schedule": "the cosine schedule spends its steps at other noise levels: compare its losses level by level",
 }
@@ -53,12 +54,20 @@ def read(results: dict[str, dict]) -> dict[str, Readings]:
     return {name: Readings(r["log_dir"]) for name, r in results.items() if "log_dir" in r}
 
 
+UPDATE_RATIO = ("update_ratio/", "part", "update / weight, one step (log)")
+
+
 def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]], title: str, path: Path) -> bool:
-    """One panel per (scalar prefix, x label, y label), a line per variant; False if nothing was logged."""
+    """One panel per (scalar prefix, x label, y label), a line per variant; False if nothing was logged.
+
+    A y label that ends in "(log)" gets a logarithmic axis.
+    """
     if not any(r.series(prefix) for r in readings.values() for prefix, _, _ in panels):
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (prefix, xlabel, ylabel) in zip(axes[0], panels):
+        if ylabel.endswith("(log)"):
+            ax.set_yscale("log")
         for name, r in readings.items():
             series = r.series(prefix)
             ax.plot(list(series), list(series.values()), marker="o", label=name)
@@ -100,6 +109,7 @@ def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]
         panels = [
             ("residual_rms/block_", "block", "residual stream RMS"),
             ("logit_lens/block_", "block", "logit-lens loss"),
+            UPDATE_RATIO,
         ]
         if plot_lines(readings, panels, "Inside each variant at its last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
@@ -108,7 +118,7 @@ def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]
         if plot_images(readings, f"attention/layer_{layer}", title, out / "ablation_attention.png"):
             written.append(out / "ablation_attention.png")
     else:
-        panels = [("val_loss_by_t/", "timesteps t", "validation loss")]
+        panels = [("val_loss_by_t/", "timesteps t", "validation loss"), UPDATE_RATIO]
         if plot_lines(readings, panels, "Validation loss by noise level, last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
         title = "Denoising trajectories (per seed: x_t above predicted x0)"
@@ -131,6 +141,13 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
             if base is not None and name != "baseline":
                 base_rms, base_lens = base.series("residual_rms/block_"), base.series("logit_lens/block_")
                 said += f" (baseline: {_listed(base_rms)} and {_listed(base_lens)})"
+            layer = len(rms) - 1
+            entropy = r.series(f"attention_entropy/layer_{layer}/")
+            if entropy:
+                said += f"; the last layer's heads spread their attention over {_g(_mean(entropy))} nats on average"
+                base_entropy = base.series(f"attention_entropy/layer_{layer}/") if base is not None else {}
+                if base_entropy and name != "baseline":
+                    said += f" (baseline: {_g(_mean(base_entropy))})"
         else:
             by_t = r.series("val_loss_by_t/")
             if not by_t:
@@ -143,9 +160,25 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
                 if ratios:
                     furthest = max(ratios, key=lambda t: abs(ratios[t] - 1))
                     said += f"; furthest from the baseline at t {furthest}, {ratios[furthest]:.2f}x its loss"
+        if base is not None and name != "baseline":
+            said += _update_ratio_note(r, base)
         reason = MECHANISM.get(name)
         notes[name] = (f"{reason[0].upper()}{reason[1:]}: " if reason else "") + said + "."
     return notes
+
+
+def _update_ratio_note(r: Readings, base: Readings) -> str:
+    """Where one optimizer step moves the weights most differently from the baseline's, by a factor."""
+    ours, theirs = r.series(UPDATE_RATIO[0]), base.series(UPDATE_RATIO[0])
+    factors = {part: ours[part] / theirs[part] for part in ours.keys() & theirs.keys() if theirs[part] > 0}
+    if not factors:
+        return ""
+    part = max(factors, key=lambda p: abs(math.log(factors[p])) if factors[p] > 0 else math.inf)
+    return f". A step moves {part} by {ours[part]:.1e} of its size (baseline: {theirs[part]:.1e})"
+
+
+def _mean(series: dict[str, float]) -> float:
+    return sum(series.values()) / len(series)
 
 
 def _listed(series: dict[str, float]) -> str:
