@@ -19,11 +19,16 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 # Why each variant differs, the part the numbers cannot say (the numbers follow it in `explain`).
 MECHANISM = {
-    "post_ln": "LayerNorm after each residual addition resets the stream's scale at every block",
-    "no_residual": "each block's output replaces its input, so nothing carries the embeddings past a block",
-    "no_attention": "MLP-only blocks see one character at a time, so at best the model learns which character follows which",
-    "no_time_emb": "the network is never told t and must guess the noise level from the image",
-    "cosine_schedule": "the cosine schedule spends its steps at other noise levels: compare its losses level by level",
+    "gpt2_mini": {
+        "post_ln": "LayerNorm after each residual addition resets the stream's scale at every block",
+        "no_residual": "each block's output replaces its input, so nothing carries the embeddings past a block",
+        "no_attention": "MLP-only blocks see one character at a time, so at best the model learns which character follows which",
+    },
+    "ddpm": {
+        "no_residual": "every ResBlock must carry its input through two convolutions instead of adding a correction to it",
+        "no_time_emb": "the network is never told t and must guess the noise level from the image",
+        "cosine_schedule": "the same t means less noise under the cosine schedule, so compare the two level by level",
+    },
 }
 
 
@@ -84,13 +89,17 @@ def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]]
 
 
 def plot_images(readings: dict[str, Readings], tag: str, title: str, path: Path) -> bool:
-    """Each variant's last `tag` image, one above the other; False if no variant logged one."""
+    """Each variant's last `tag` image: wide ones one above the other, others side by side, at least 3
+    inches wide each. False if no variant logged one."""
     images = {name: r.image(tag) for name, r in readings.items() if r.image(tag) is not None}
     if not images:
         return False
     height, width = next(iter(images.values())).shape[:2]
-    fig, axes = plt.subplots(len(images), 1, figsize=(width / 100, (height / 100 + 0.3) * len(images)), squeeze=False)
-    for ax, (name, image) in zip(axes[:, 0], images.items()):
+    inches = max(width / 100, 3.0)
+    size = (inches, inches * height / width + 0.3)
+    rows, cols = (len(images), 1) if width > 2 * height else (1, len(images))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows + 0.4), squeeze=False)
+    for ax, (name, image) in zip(axes.flat, images.items()):
         ax.imshow(image)
         ax.set_title(name, fontsize=10, loc="left")
         ax.axis("off")
@@ -121,7 +130,7 @@ def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]
         panels = [("val_loss_by_t/", "timesteps t", "validation loss"), UPDATE_RATIO]
         if plot_lines(readings, panels, "Validation loss by noise level, last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
-        title = "Denoising trajectories (per seed: x_t above predicted x0)"
+        title = "Denoising trajectories: x_t above predicted x0, left to right as noise is removed"
         if plot_images(readings, "denoising/trajectory", title, out / "ablation_trajectories.png"):
             written.append(out / "ablation_trajectories.png")
     return written
@@ -162,7 +171,7 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
                     said += f"; furthest from the baseline at t {furthest}, {ratios[furthest]:.2f}x its loss"
         if base is not None and name != "baseline":
             said += _update_ratio_note(r, base)
-        reason = MECHANISM.get(name)
+        reason = MECHANISM[model].get(name)
         notes[name] = (f"{reason[0].upper()}{reason[1:]}: " if reason else "") + said + "."
     return notes
 
