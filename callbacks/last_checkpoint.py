@@ -12,12 +12,21 @@ class LastCheckpoint(ModelCheckpoint):
     (`AtomicCheckpointIO(background=True)`), a save may still be writing during the next step's forward and
     backward passes; that step waits for it before it changes the weights. `ModelCheckpoint` alone skips the
     final save when the run stops between two of those steps (a `max_steps` or `max_time` that is not a
-    multiple), so a finished run's last.ckpt could lag its real end; here it never does. A run stopped by an
-    error keeps the previous last.ckpt, which is what `DivergenceGuard` relies on.
+    multiple), so a finished run's last.ckpt could lag its real end; here it never does. It also writes it
+    again when the last step was saved before that step's validation, so that the file knows the best
+    checkpoint that validation made. A run stopped by an error keeps the previous last.ckpt, which is what
+    `DivergenceGuard` relies on.
     """
 
     def __init__(self, every_n_train_steps: int = 10, **kwargs) -> None:
         super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
+
+    _last_validated_step = -1
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking:
+            self._last_validated_step = trainer.global_step
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -25,8 +34,10 @@ class LastCheckpoint(ModelCheckpoint):
         _wait_for_write(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The parent's own test: not in fast_dev_run or sanity checks, nor twice for one step.
-        if not self._should_skip_saving_checkpoint(trainer):
+        # The parent's own test (not in fast_dev_run or sanity checks, nor twice for one step), except that
+        # a step saved before its validation is saved again.
+        validated_since = self._last_global_step_saved == trainer.global_step == self._last_validated_step
+        if not self._should_skip_saving_checkpoint(trainer) or validated_since:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         # Every process leaves training with the files on disk (under DDP only rank zero writes them).
         _wait_for_write(trainer)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks import FinalValidation, GradNormLogger, StepProgressBar, TextSampleCallback
+from callbacks import FinalValidation, GradNormLogger, LastCheckpoint, StepProgressBar, TextSampleCallback
 from datamodules import CharDataModule
 from lightning_modules import GPT2Mini
 
@@ -114,3 +114,18 @@ def test_a_run_that_stops_between_validations_ends_with_one(tmp_path, short_text
     )  # fmt: skip
     trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm)
     assert seen.steps == validated_at
+
+
+def test_last_ckpt_written_before_the_final_validation_is_rewritten_with_its_best_checkpoint(tmp_path, short_text):
+    dm = CharDataModule(data_path=str(short_text), block_size=8, batch_size=4)
+    best = pl.callbacks.ModelCheckpoint(monitor="val_loss")
+    trainer = pl.Trainer(
+        max_steps=6, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path, logger=False,
+        callbacks=[LastCheckpoint(every_n_train_steps=3), best], enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm)  # step 6 is saved, then validated
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    states = [state for key, state in saved.items() if key.startswith("ModelCheckpoint{'monitor': 'val_loss'")]
+    assert [state["best_model_path"] for state in states] == [best.best_model_path]
+    assert best.best_model_path  # the test means something: a best checkpoint exists
