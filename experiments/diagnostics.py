@@ -91,7 +91,7 @@ def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]]
 def plot_images(readings: dict[str, Readings], tag: str, title: str, path: Path) -> bool:
     """Each variant's last `tag` image: wide ones one above the other, others side by side, at least 3
     inches wide each. False if no variant logged one."""
-    images = {name: r.image(tag) for name, r in readings.items() if r.image(tag) is not None}
+    images = {name: image for name, r in readings.items() if (image := r.image(tag)) is not None}
     if not images:
         return False
     height, width = next(iter(images.values())).shape[:2]
@@ -140,40 +140,52 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
     """One or two sentences per variant: how it differs from the baseline inside, with the numbers."""
     readings = read(results)
     base = readings.get("baseline")
+    describe = _transformer_note if model == "gpt2_mini" else _diffusion_note
     notes = {}
     for name, r in readings.items():
-        if model == "gpt2_mini":
-            rms, lens = r.series("residual_rms/block_"), r.series("logit_lens/block_")
-            if not rms:
-                continue
-            said = f"residual RMS by block {_listed(rms)}, logit-lens loss by block {_listed(lens)}"
-            if base is not None and name != "baseline":
-                base_rms, base_lens = base.series("residual_rms/block_"), base.series("logit_lens/block_")
-                said += f" (baseline: {_listed(base_rms)} and {_listed(base_lens)})"
-            layer = len(rms) - 1
-            entropy = r.series(f"attention_entropy/layer_{layer}/")
-            if entropy:
-                said += f"; the last layer's heads spread their attention over {_g(_mean(entropy))} nats on average"
-                base_entropy = base.series(f"attention_entropy/layer_{layer}/") if base is not None else {}
-                if base_entropy and name != "baseline":
-                    said += f" (baseline: {_g(_mean(base_entropy))})"
-        else:
-            by_t = r.series("val_loss_by_t/")
-            if not by_t:
-                continue
-            least, most = list(by_t)[0], list(by_t)[-1]
-            said = f"validation loss {_g(by_t[least])} at t {least} (least noise), {_g(by_t[most])} at t {most}"
-            if base is not None and name != "baseline":
-                base_t = base.series("val_loss_by_t/")
-                ratios = {t: by_t[t] / base_t[t] for t in by_t.keys() & base_t.keys()}
-                if ratios:
-                    furthest = max(ratios, key=lambda t: abs(ratios[t] - 1))
-                    said += f"; furthest from the baseline at t {furthest}, {ratios[furthest]:.2f}x its loss"
-        if base is not None and name != "baseline":
-            said += _update_ratio_note(r, base)
+        compared = base if name != "baseline" else None
+        said = describe(r, compared)
+        if not said:
+            continue
+        if compared is not None:
+            said += _update_ratio_note(r, compared)
         reason = MECHANISM[model].get(name)
         notes[name] = (f"{reason[0].upper()}{reason[1:]}: " if reason else "") + said + "."
     return notes
+
+
+def _transformer_note(r: Readings, base: Readings | None) -> str:
+    """Residual RMS and logit lens by block, and the last layer's attention entropy, beside the baseline's."""
+    rms, lens = r.series("residual_rms/block_"), r.series("logit_lens/block_")
+    if not rms:
+        return ""
+    said = f"residual RMS by block {_listed(rms)}, logit-lens loss by block {_listed(lens)}"
+    if base is not None:
+        base_rms, base_lens = base.series("residual_rms/block_"), base.series("logit_lens/block_")
+        said += f" (baseline: {_listed(base_rms)} and {_listed(base_lens)})"
+    layer = f"attention_entropy/layer_{len(rms) - 1}/"
+    entropy = r.series(layer)
+    if entropy:
+        said += f"; the last layer's heads spread their attention over {_g(_mean(entropy))} nats on average"
+        base_entropy = base.series(layer) if base is not None else {}
+        if base_entropy:
+            said += f" (baseline: {_g(_mean(base_entropy))})"
+    return said
+
+
+def _diffusion_note(r: Readings, base: Readings | None) -> str:
+    """The loss at the least and most noise, and the noise level where it is furthest from the baseline's."""
+    by_t = r.series("val_loss_by_t/")
+    if not by_t:
+        return ""
+    least, most = list(by_t)[0], list(by_t)[-1]
+    said = f"validation loss {_g(by_t[least])} at t {least} (least noise), {_g(by_t[most])} at t {most}"
+    base_t = base.series("val_loss_by_t/") if base is not None else {}
+    ratios = {t: by_t[t] / base_t[t] for t in by_t.keys() & base_t.keys()}
+    if ratios:
+        furthest = max(ratios, key=lambda t: abs(ratios[t] - 1))
+        said += f"; furthest from the baseline at t {furthest}, {ratios[furthest]:.2f}x its loss"
+    return said
 
 
 def _update_ratio_note(r: Readings, base: Readings) -> str:
