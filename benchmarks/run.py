@@ -8,8 +8,8 @@ optimizer and settings: configs/gpt2_mini_shakespeare.yaml; the bare loop with a
 last.ckpt every 10 steps), GPT2Mini generation tokens/s with and without
 the KV cache, DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
 50-step DDIM (configs/ddpm.yaml's model), and what the observation callbacks add to a training run's wall
-time (not in --quick: it trains one full validation interval of each config). Each benchmark runs in a fresh process, whose peak resident
-memory is reported beside it. Weights are untrained: speed does not depend on them.
+time (not in --quick: it trains one full validation interval of each config). Each benchmark runs in a
+fresh process, whose peak resident memory is reported beside it. Weights are untrained: speed does not depend on them.
 """
 
 import argparse

@@ -26,7 +26,8 @@ class DiffusionObserver(PeriodicSampler):
 
     The model's `validation_step` returns each image's timestep and loss (`{"t": (B,), "losses": (B,)}`),
     and its `sample` takes `on_step` to show every sampler step (see `DDPM`). Only rank zero observes (its
-    share of the validation data under DDP), never during the sanity check. List it before the EMA callback, so that the trajectory uses the averaged weights as validation does.
+    share of the validation data under DDP), never during the sanity check. List it before the EMA
+    callback, so that the trajectory uses the averaged weights as validation does.
     """
 
     def __init__(
@@ -77,8 +78,8 @@ class DiffusionObserver(PeriodicSampler):
         }
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._count.sum() > 0:
-            metrics = {f"val_loss_by_t/{name}": loss for name, (loss, _) in self.bucket_losses().items()}
+        metrics = {f"val_loss_by_t/{name}": loss for name, (loss, _) in self.bucket_losses().items()}
+        if metrics:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         if isinstance(trainer.logger, TensorBoardLogger):

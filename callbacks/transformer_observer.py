@@ -79,12 +79,11 @@ class TransformerObserver(PeriodicSampler):
         if not isinstance(network, TraceableNetwork):
             name = type(pl_module).__name__
             raise TypeError(f"TransformerObserver needs a model whose .gpt has trace() and unembed(); {name} has none.")
-        block_size = pl_module.hparams.block_size
         if self.probe is not None:
             ids = pl_module.tokenizer.encode(self.probe)  # a UserInputError names unknown characters
         else:
-            ids = trainer.datamodule.val_data[: min(self.probe_length, block_size)].tolist()
-        self._probe_ids = torch.tensor([ids[:block_size]])
+            ids = trainer.datamodule.val_data[: self.probe_length].tolist()
+        self._probe_ids = torch.tensor([ids[: pl_module.hparams.block_size]])
         n_layer = pl_module.hparams.n_layer
         self._square = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]  # rank zero alone: no all-gather
         self._lens = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]

@@ -18,7 +18,11 @@ class UpdateRatioLogger(pl.Callback):
     """
 
     def __init__(self) -> None:
-        self._before: dict[str, torch.Tensor] = {}
+        self._before: dict[str, torch.Tensor] = {}  # the weights before this logging step's update
+        self._parts: dict[str, str] = {}  # parameter name -> part
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._parts = {name: part_of(name, pl_module) for name, _ in pl_module.named_parameters()}
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -30,15 +34,15 @@ class UpdateRatioLogger(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any) -> None:
         if not self._before:
             return
-        update: dict[str, list[torch.Tensor]] = defaultdict(list)
-        weight: dict[str, list[torch.Tensor]] = defaultdict(list)
+        update: dict[str, torch.Tensor] = defaultdict(float)  # per part, sums of squares
+        weight: dict[str, torch.Tensor] = defaultdict(float)
         for name, p in pl_module.named_parameters():
             if name in self._before:
-                part = part_of(name, pl_module)
-                update[part].append((p - self._before[name]).float().pow(2).sum())
-                weight[part].append(self._before[name].float().pow(2).sum())
+                before = self._before[name].float()
+                update[self._parts[name]] += (p.float() - before).pow(2).sum()
+                weight[self._parts[name]] += before.pow(2).sum()
         self._before = {}
-        ratios = {part: (torch.stack(update[part]).sum() / torch.stack(weight[part]).sum()).sqrt() for part in update}
+        ratios = {part: (update[part] / weight[part]).sqrt() for part in update}
         logged = {f"update_ratio/{part}": r.item() for part, r in ratios.items() if r.isfinite()}
         step = trainer.global_step - 1  # the step whose update this was, as grad_norm/ counts it
         for logger in trainer.loggers:

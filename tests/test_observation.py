@@ -101,6 +101,7 @@ def test_update_ratio_is_the_step_over_the_weights_per_part():
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
     trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[logger])
     ratio = UpdateRatioLogger()
+    ratio.setup(trainer, model, "fit")
     ratio.on_before_optimizer_step(trainer, model, None)
     block0 = [p for name, p in model.named_parameters() if name.startswith("gpt.blocks.0.")]
     grad, weight = (torch.cat([t.flatten() for t in tensors]) for tensors in ([p.grad for p in block0], block0))
