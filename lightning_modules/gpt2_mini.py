@@ -14,7 +14,16 @@ from tqdm import tqdm
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import warmup_cosine
-from lightning_modules.transformer import GPT, AttentionImpl, GPTConfig, KVCache, LayerNormStyle
+from lightning_modules.transformer import (
+    GPT,
+    AttentionImpl,
+    GPTConfig,
+    KVCache,
+    LayerNormStyle,
+    MLPKind,
+    Norm,
+    PositionEmbedding,
+)
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between them in TextPredictionWriter's file
 
@@ -22,8 +31,9 @@ SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between
 class GPT2Mini(pl.LightningModule):
     """Trains a `GPT` network on next-character prediction and generates text with it.
 
-    Architecture switches (`ln_style`, `disable_residual`, `disable_attention`, `attn_impl`, `bias`) are
-    documented on `Block`. `chars`, when given, is the vocabulary in token order; it is saved in checkpoints
+    Architecture switches are documented where they act: `ln_style`, `disable_residual`, `disable_attention`,
+    `bias`, `norm` and `mlp` on `Block`; `attn_impl`, `n_kv_head` and `pos_emb="rope"` on
+    `CausalSelfAttention`; `pos_emb` and `tie_weights` on `GPT`. The defaults are GPT-2. `chars`, when given, is the vocabulary in token order; it is saved in checkpoints
     so that a model loaded with `load_from_checkpoint` can encode and decode text without its training data.
     `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
     part of the model and are not saved with it, nor is `compile` (torch.compile for the training and
@@ -49,6 +59,11 @@ class GPT2Mini(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         attn_impl: AttentionImpl = "sdpa",
         bias: bool = True,
+        norm: Norm = "layernorm",
+        pos_emb: PositionEmbedding = "learned",
+        mlp: MLPKind = "gelu",
+        n_kv_head: int | None = None,
+        tie_weights: bool = True,
         compile: bool = False,
         chars: list[str] | None = None,
         max_new_tokens: int = 500,
@@ -56,10 +71,8 @@ class GPT2Mini(pl.LightningModule):
         top_k: int | None = None,
     ) -> None:
         super().__init__()
-        _check_config(vocab_size, n_layer, n_head, n_embd, block_size, dropout, learning_rate, ln_style, attn_impl)
-        if chars is not None and len(chars) != vocab_size:
-            raise UserInputError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}; they must match.")
         self.save_hyperparameters(ignore=["compile", "max_new_tokens", "temperature", "top_k"])
+        _check_config(self.hparams)
         self.tokenizer = CharTokenizer(chars) if chars is not None else None
         self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
         self.gpt = GPT(GPTConfig(**{f.name: self.hparams[f.name] for f in fields(GPTConfig)}))
@@ -235,32 +248,42 @@ def _print_now(text: str) -> None:
     print(text, end="", flush=True)
 
 
-def _check_config(
-    vocab_size: int,
-    n_layer: int,
-    n_head: int,
-    n_embd: int,
-    block_size: int,
-    dropout: float,
-    learning_rate: float,
-    ln_style: str,
-    attn_impl: str,
-) -> None:
-    sizes = {"vocab_size": vocab_size, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "block_size": block_size}
-    for name, value in sizes.items():
-        if value <= 0:
-            raise UserInputError(f"{name} must be a positive integer, got {value}.")
+def _check_config(hp: dict[str, Any]) -> None:
+    sizes = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "n_kv_head")
+    for name in sizes:
+        if hp[name] is not None and hp[name] <= 0:
+            raise UserInputError(f"{name} must be a positive integer, got {hp[name]}.")
+    n_embd, n_head, n_kv_head = hp["n_embd"], hp["n_head"], hp["n_kv_head"]
     if n_embd % n_head != 0:
         raise UserInputError(
             f"n_embd ({n_embd}) must be divisible by n_head ({n_head}): each head gets n_embd / n_head channels."
         )
-    if not 0.0 <= dropout < 1.0:
-        raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
-    if learning_rate <= 0:
-        raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
-    for name, value, choices in (("ln_style", ln_style, LayerNormStyle), ("attn_impl", attn_impl, AttentionImpl)):
-        if value not in get_args(choices):
-            raise UserInputError(f"{name} must be one of {', '.join(map(repr, get_args(choices)))}, got {value!r}.")
+    if n_kv_head is not None and n_head % n_kv_head != 0:
+        raise UserInputError(
+            f"n_head ({n_head}) must be divisible by n_kv_head ({n_kv_head}): each key/value head serves an equal "
+            "group of query heads. Leave n_kv_head out (or set it to n_head) for plain multi-head attention."
+        )
+    if hp["pos_emb"] == "rope" and (n_embd // n_head) % 2 != 0:
+        raise UserInputError(
+            f"pos_emb rope rotates channel pairs, so the head size n_embd / n_head must be even, got {n_embd // n_head}."
+        )
+    if not 0.0 <= hp["dropout"] < 1.0:
+        raise UserInputError(f"dropout must be in [0, 1), got {hp['dropout']}.")
+    if hp["learning_rate"] <= 0:
+        raise UserInputError(f"learning_rate must be positive, got {hp['learning_rate']}.")
+    switches = {
+        "ln_style": LayerNormStyle,
+        "attn_impl": AttentionImpl,
+        "norm": Norm,
+        "pos_emb": PositionEmbedding,
+        "mlp": MLPKind,
+    }
+    for name, choices in switches.items():
+        if hp[name] not in get_args(choices):
+            raise UserInputError(f"{name} must be one of {', '.join(map(repr, get_args(choices)))}, got {hp[name]!r}.")
+    chars = hp["chars"]
+    if chars is not None and len(chars) != hp["vocab_size"]:
+        raise UserInputError(f"chars has {len(chars)} characters but vocab_size is {hp['vocab_size']}; they must match.")
 
 
 def upgrade_state_dict(state_dict: dict[str, torch.Tensor]) -> None:

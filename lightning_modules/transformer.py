@@ -1,7 +1,10 @@
 """GPT-2, written out by hand: causal self-attention, the MLP, the block, and the network that stacks them.
 
 These are plain `nn.Module`s with no training logic; `GPT2Mini` trains and samples a `GPT`. Names follow
-GPT-2 (`c_attn`, `c_proj`, `c_fc`) so the code reads alongside the paper and nanoGPT.
+GPT-2 (`c_attn`, `c_proj`, `c_fc`) so the code reads alongside the paper and nanoGPT. The parts that newer
+models changed are switches of the same classes, so a GPT-2 turns into a Llama-style model one flag at a
+time: `norm` (RMSNorm), `pos_emb` (rotary embeddings), `mlp` (SwiGLU), `n_kv_head` (grouped-query
+attention) and `tie_weights`.
 """
 
 import math
@@ -16,6 +19,9 @@ from torch import nn
 
 AttentionImpl = Literal["sdpa", "manual"]
 LayerNormStyle = Literal["pre", "post"]
+Norm = Literal["layernorm", "rmsnorm"]
+PositionEmbedding = Literal["learned", "rope", "none"]
+MLPKind = Literal["gelu", "swiglu"]
 
 
 class KVCache:
@@ -29,7 +35,7 @@ class KVCache:
 
     def __init__(self, max_len: int) -> None:
         self.max_len = max_len
-        self.k: torch.Tensor | None = None  # (B, n_head, max_len, head_size), valid up to `len(self)`
+        self.k: torch.Tensor | None = None  # (B, n_kv_head, max_len, head_size), valid up to `len(self)`
         self.v: torch.Tensor | None = None
         self._len = 0
 
@@ -37,14 +43,14 @@ class KVCache:
         return self._len
 
     def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append the new positions' keys and values (B, n_head, T, head_size); return all of them."""
+        """Append the new positions' keys and values (B, n_kv_head, T, head_size); return all of them."""
         start, end = self._len, self._len + k.size(-2)
         if end > self.max_len:
             raise ValueError(f"KVCache holds {self.max_len} positions; {end} do not fit.")
         if self.k is None:
-            B, n_head, _, head_size = k.shape
-            self.k = k.new_empty(B, n_head, self.max_len, head_size)
-            self.v = v.new_empty(B, n_head, self.max_len, head_size)
+            B, n_kv_head, _, head_size = k.shape
+            self.k = k.new_empty(B, n_kv_head, self.max_len, head_size)
+            self.v = v.new_empty(B, n_kv_head, self.max_len, head_size)
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         self._len = end
@@ -54,7 +60,7 @@ class KVCache:
 @dataclass
 class GPTConfig:
     """The network's size and switches, which every part of it reads (as in nanoGPT); `GPT2Mini`'s arguments of
-    the same names fill it. Each switch is explained where it acts: `Block` and `CausalSelfAttention`."""
+    the same names fill it. Each switch is explained where it acts: `Block`, `CausalSelfAttention` and `GPT`."""
 
     vocab_size: int
     n_layer: int = 4
@@ -67,6 +73,15 @@ class GPTConfig:
     disable_attention: bool = False
     attn_impl: AttentionImpl = "sdpa"
     bias: bool = True
+    norm: Norm = "layernorm"
+    pos_emb: PositionEmbedding = "learned"
+    mlp: MLPKind = "gelu"
+    n_kv_head: int | None = None  # None: as many as n_head
+    tie_weights: bool = True
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
 
 
 @dataclass
@@ -96,6 +111,29 @@ def merge_heads(y: torch.Tensor) -> torch.Tensor:
     return y.transpose(1, 2).contiguous().view(B, T, n_head * head_size)
 
 
+def rope_angles(block_size: int, head_size: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angle of every position and channel pair, each (block_size, head_size // 2).
+
+    Pair i turns by `base ** (-2i / head_size)` radians per position: the first pairs fast, the last slowly,
+    like the hands of a clock, so that near and far offsets both leave a trace.
+    """
+    freqs = base ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)
+    angles = torch.outer(torch.arange(block_size, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + head_size / 2) of `x` (B, heads, T, head_size) by their position's angle.
+
+    (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos). A query rotated by angle a and a key rotated by angle b
+    have the dot product of the unrotated pair turned by a - b: attention then sees how far apart two
+    positions are, never where they are.
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions 0..t.
 
@@ -103,26 +141,48 @@ class CausalSelfAttention(nn.Module):
     `scaled_dot_product_attention` for the same numbers, faster. With a `KVCache`, `x` holds only the
     positions after those already cached, and attends to the cached ones too. With a `Trace` that records
     attention, the weights are computed by the written-out softmax, kept, and used for the output.
+
+    - `n_kv_head` (grouped-query attention; Ainslie et al., 2023): the queries keep `n_head` heads, but there
+      are only `n_kv_head` key and value heads, each shared by a group of `n_head / n_kv_head` query heads.
+      The cache stores only those, so it shrinks by the group size. 1 is multi-query attention.
+    - `pos_emb="rope"` (rotary embeddings; Su et al., 2021): queries and keys are rotated by their position
+      (`apply_rope`) before the keys enter the cache, in place of GPT's learned position vectors.
     """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         n_embd, block_size, bias = config.n_embd, config.block_size, config.bias
-        self.n_head = config.n_head
+        self.n_head, self.n_kv_head = config.n_head, config.kv_heads
+        self.head_size = n_embd // config.n_head
         self.attn_impl = config.attn_impl
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # queries, keys and values in one matmul
+        kv_size = self.n_kv_head * self.head_size
+        self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_size, bias=bias)  # queries, keys and values in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         causal_mask = torch.tril(torch.ones(block_size, block_size, dtype=torch.bool))
         self.register_buffer("causal_mask", causal_mask.view(1, 1, block_size, block_size), persistent=False)
+        self.rope = config.pos_emb == "rope"
+        if self.rope:
+            cos, sin = rope_angles(block_size, self.head_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
         T, C = x.shape[1:]
-        q, k, v = (split_heads(z, self.n_head) for z in self.c_attn(x).split(C, dim=2))
+        kv_size = self.n_kv_head * self.head_size
+        q, k, v = self.c_attn(x).split((C, kv_size, kv_size), dim=2)
+        q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_kv_head), split_heads(v, self.n_kv_head)
+        if self.rope:
+            start = len(cache) if cache is not None else 0  # the new positions follow the cached ones
+            cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.extend(k, v)
+        if self.n_kv_head < self.n_head:  # each key/value head serves its group of query heads
+            group = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         if trace is not None and trace.record_attention:
             weights = self.attention_weights(q, k)
             trace.attention.append(weights)
@@ -154,17 +214,53 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward network: widen 4x, GELU, project back."""
+    """Position-wise feed-forward network: widen 4x, GELU, project back.
+
+    `mlp="swiglu"` (Shazeer, 2020; PaLM, Llama) gates instead: c_proj(SiLU(gate) * value), where gate and
+    value are two projections of the input, computed by `c_fc` in one matmul. That is three matrices where
+    GELU has two, so the hidden width is 8/3 n_embd instead of 4 n_embd, which keeps the weights at
+    3 * n_embd * 8/3 n_embd = 8 n_embd^2, the GELU MLP's 2 * n_embd * 4 n_embd.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.swiglu = config.mlp == "swiglu"
+        hidden = round(8 * config.n_embd / 3) if self.swiglu else 4 * config.n_embd
+        self.c_fc = nn.Linear(config.n_embd, 2 * hidden if self.swiglu else hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        if self.swiglu:
+            gate, value = self.c_fc(x).chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        else:
+            h = F.gelu(self.c_fc(x))
+        return self.dropout(self.c_proj(h))
+
+
+class RMSNorm(nn.Module):
+    """x / RMS(x) * g (Zhang and Sennrich, 2019): LayerNorm without subtracting the mean and without a bias.
+
+    Cheaper, and in practice as good; Llama-style models use it wherever GPT-2 has a LayerNorm. The
+    mean square is taken in float32 so that it stays accurate under bf16 mixed precision.
+    """
+
+    def __init__(self, n_embd: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_embd))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    """The normalisation layer the `norm` switch names."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
 class Block(nn.Module):
@@ -173,6 +269,7 @@ class Block(nn.Module):
     - `ln_style="pre"` (GPT-2): x + sublayer(LN(x)). `"post"` (original Transformer): LN(x + sublayer(x)).
     - `disable_residual`: the block outputs the sublayer's result without adding its input back.
     - `disable_attention`: the attention sublayer is skipped, leaving an MLP-only block.
+    - `norm`: which normalisation LN is, LayerNorm or `RMSNorm`; `mlp`: GELU or SwiGLU (see `MLP`).
     `bias=False` drops the biases of the Linear and LayerNorm layers (nanoGPT's default).
     """
 
@@ -181,9 +278,9 @@ class Block(nn.Module):
         self.ln_style = config.ln_style
         self.disable_residual = config.disable_residual
         self.disable_attention = config.disable_attention
-        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln2 = make_norm(config)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
@@ -193,7 +290,7 @@ class Block(nn.Module):
             trace.attention.append(None)
         return self._sublayer(x, self.mlp, self.ln2)
 
-    def _sublayer(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.LayerNorm) -> torch.Tensor:
+    def _sublayer(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.Module) -> torch.Tensor:
         skip = 0 if self.disable_residual else x
         if self.ln_style == "pre":
             return skip + sublayer(ln(x))
@@ -203,8 +300,12 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Token and position embeddings, a stack of `Block`s, a final LayerNorm and a tied language-model head.
 
-    The switches of `GPTConfig` apply to every block. Weights start as in GPT-2: N(0, 0.02), with the projections that write into the
-    residual stream (`c_proj`) scaled down by sqrt(2 * n_layer), one factor per residual addition.
+    The switches of `GPTConfig` apply to every block. Two act here as well: `pos_emb` keeps GPT-2's learned
+    position vectors (`"learned"`), leaves positions to the rotary embeddings inside attention (`"rope"`),
+    or gives the model no position signal at all (`"none"`: causal masking alone lets it infer positions);
+    `tie_weights=False` gives the head its own matrix instead of the token embedding's. Weights start as in
+    GPT-2: N(0, 0.02), with the projections that write into the residual stream (`c_proj`) scaled down by
+    sqrt(2 * n_layer), one factor per residual addition.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -212,12 +313,13 @@ class GPT(nn.Module):
         self.config = config
         self.block_size = config.block_size
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd) if config.pos_emb == "learned" else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -242,8 +344,10 @@ class GPT(nn.Module):
         T = idx.size(1)
         if start + T > self.block_size:
             raise ValueError(f"Sequence of length {start + T} is longer than block_size {self.block_size}.")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, caches[i] if caches else None, trace)
             if trace is not None:
@@ -251,7 +355,7 @@ class GPT(nn.Module):
         return self.unembed(x)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden states (B, T, n_embd) -> logits, through the final LayerNorm and the tied head.
+        """Hidden states (B, T, n_embd) -> logits, through the final normalisation and the head.
 
         Applied to the output of an earlier block instead of the last, this is the "logit lens": what the
         model would predict if it stopped there.
@@ -270,6 +374,18 @@ class GPT(nn.Module):
         return trace
 
     def num_parameters(self, non_embedding: bool = False) -> int:
-        """Parameter count (the tied token embedding counted once); `non_embedding` leaves out both embeddings."""
+        """Parameter count (a tied token embedding counted once); `non_embedding` leaves out the token and
+        position embeddings (an untied head is counted: it is the output layer)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.pos_emb.weight.numel() - self.tok_emb.weight.numel() if non_embedding else n
+        if non_embedding:
+            n -= sum(emb.weight.numel() for emb in (self.tok_emb, self.pos_emb) if emb is not None)
+        return n
+
+    def kv_cache_bytes_per_token(self) -> int:
+        """What one position adds to the KV cache: a key and a value of `n_kv_head` heads in every block that
+        attends, at the weights' precision."""
+        c = self.config
+        if c.disable_attention:
+            return 0
+        values_per_token = 2 * c.n_layer * c.kv_heads * (c.n_embd // c.n_head)
+        return values_per_token * self.tok_emb.weight.element_size()

@@ -51,6 +51,8 @@ def test_bad_data_files(tmp_path, capsys, content, message):
     (["--data.block_size=-1"], "batch_size and block_size must be positive, got 16 and -1."),
     (["--model.learning_rate", "0"], "learning_rate must be positive, got 0.0."),
     (["--model.n_head", "3"], "n_embd (32) must be divisible by n_head (3)"),
+    (["--model.n_kv_head", "3"], "n_head (2) must be divisible by n_kv_head (3)"),
+    (["--model.n_head", "32", "--model.pos_emb", "rope"], "the head size n_embd / n_head must be even, got 1."),
     (["--trainer.max_steps", "0"], "--trainer.max_steps 0 trains nothing"),
     (["--data.prompts", '["hello", "xyz"]'], "Prompt 1 of --data.prompts ('xyz'): The text has characters the model never saw in training: 'x', 'z'."),
     (["--data.prompts", '[""]'], "Prompt 0 of --data.prompts is empty"),
@@ -74,6 +76,10 @@ def test_bad_ddpm_settings(tmp_path, tiny_mnist, capsys, extra, message):
 
 @pytest.mark.parametrize(("model", "extra", "message"), [
     ("gpt", ["--model.ln_style", "middle"], "model.ln_style expects one of 'pre', 'post', got 'middle'."),
+    ("gpt", ["--model.norm", "batchnorm"], "model.norm expects one of 'layernorm', 'rmsnorm', got 'batchnorm'."),
+    ("gpt", ["--model.pos_emb", "alibi"], "model.pos_emb expects one of 'learned', 'rope', 'none', got 'alibi'."),
+    ("gpt", ["--model.mlp", "relu"], "model.mlp expects one of 'gelu', 'swiglu', got 'relu'."),
+    ("gpt", ["--model.tie_weights", "maybe"], "model.tie_weights expects bool, got 'maybe'."),
     ("ddpm", ["--model.noise_schedule", "quadratic"], "model.noise_schedule expects one of 'linear', 'cosine', got 'quadratic'."),
     ("gpt", ["--model.colour", "blue"], "model.colour is not an option of GPT2Mini."),
     ("ddpm", ["--data.colour", "blue"], "data.colour is not an option of MNISTDataModule."),

@@ -141,6 +141,12 @@ def test_empty_prompt_is_refused():
         ({"vocab_size": 0, "chars": None}, "vocab_size must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"chars": list("abc")}, "chars has 3 characters but vocab_size is 10"),
+        ({"n_head": 4, "n_kv_head": 3}, r"n_head \(4\) must be divisible by n_kv_head \(3\)"),
+        ({"n_kv_head": 0}, "n_kv_head must be a positive integer, got 0"),
+        ({"n_embd": 30, "n_head": 10, "pos_emb": "rope"}, "head size n_embd / n_head must be even, got 3"),
+        ({"norm": "batchnorm"}, "norm must be one of 'layernorm', 'rmsnorm'"),
+        ({"pos_emb": "sinusoidal"}, "pos_emb must be one of 'learned', 'rope', 'none'"),
+        ({"mlp": "relu"}, "mlp must be one of 'gelu', 'swiglu'"),
     ],
 )
 def test_bad_configuration_gets_a_clear_error(kwargs, message):
