@@ -1,16 +1,19 @@
 """Running one training through train.py's command line and reading back what it logged."""
 
+import statistics
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from train import LabCLI
 
 REPO = Path(__file__).resolve().parents[1]
+THROUGHPUT_WINDOW = 50  # steps that each reading of the training speed spans
 CONFIGS = {"gpt2_mini": REPO / "configs" / "gpt2_mini.yaml", "ddpm": REPO / "configs" / "ddpm.yaml"}
 
 
@@ -20,19 +23,26 @@ class RunResult:
     val_loss: float
     log_dir: str
     model: LightningModule
+    datamodule: LightningDataModule
     wall_time_s: float
+    samples_per_s: float  # training examples (text windows, images) a second, validation left out
+    items_per_s: float  # the same in tokens for text; equal to samples_per_s for images
 
 
 def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunResult:
     """Train `steps` steps with `config` plus `args`, logging to TensorBoard under `out/name/version_N`.
 
-    Validation runs once, at the end; the training loss is logged every step so runs can be overlaid.
-    The run's switches and final losses go to TensorBoard's HPARAMS tab, where runs can be sorted by them.
+    Validation runs once, at the end (unless `args` say otherwise); the training loss is logged every step
+    so runs can be overlaid. The run's switches and final losses go to TensorBoard's HPARAMS tab, where runs
+    can be sorted by them. Lightning's `ThroughputMonitor` logs the training speed of each process
+    (`train/device/samples_per_sec` and `.../items_per_sec`, each over the last `THROUGHPUT_WINDOW` steps,
+    validation left out); the result holds their medians over the run, times the number of processes.
     """
     start = time.perf_counter()
     with warnings.catch_warnings():
         # sys.argv holds the experiment's own options; LightningCLI warns whenever both it and `args` are set.
         warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+        warnings.filterwarnings("ignore", "When using the `ThroughputMonitor`, you need to define a `flops_per_batch`")
         cli = LabCLI(
             args=[
                 "fit",
@@ -46,6 +56,10 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
                 "--trainer.logger.save_dir", str(out),
                 "--trainer.logger.name", name,
                 "--trainer.logger.default_hp_metric", "false",  # the HPARAMS tab gets the real metrics below
+                "--trainer.callbacks+=lightning.pytorch.callbacks.ThroughputMonitor",
+                "--trainer.callbacks.batch_size_fn", "experiments.runs.batch_size",
+                "--trainer.callbacks.length_fn", "experiments.runs.batch_items",
+                "--trainer.callbacks.window_size", str(min(THROUGHPUT_WINDOW, max(steps, 2))),
                 *args,
             ]
         )  # fmt: skip
@@ -58,8 +72,31 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
         val_loss=float(metrics["val_loss"]),
         log_dir=cli.trainer.log_dir,
         model=cli.model,
+        datamodule=cli.datamodule,
         wall_time_s=time.perf_counter() - start,
+        samples_per_s=_median_scalar(cli.trainer.log_dir, "train/device/samples_per_sec") * cli.trainer.world_size,
+        items_per_s=_median_scalar(cli.trainer.log_dir, "train/device/items_per_sec") * cli.trainer.world_size,
     )
+
+
+def _median_scalar(log_dir: str, tag: str) -> float:
+    """The median of a logged scalar; NaN if the run was too short to log it."""
+    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return float("nan")
+    return statistics.median(s.value for s in events.Scalars(tag))
+
+
+def batch_size(batch: Any) -> int:
+    """How many examples a batch holds: the first dimension of its inputs (text windows or images)."""
+    return len(batch[0])
+
+
+def batch_items(batch: Any) -> int:
+    """How many items a batch holds: tokens for text (B, T), images for images (B, C, H, W)."""
+    inputs = batch[0]
+    return inputs.numel() if inputs.dim() == 2 else len(inputs)
 
 
 def read_scalars(log_dir: str, tag: str) -> tuple[list[int], list[float]]:

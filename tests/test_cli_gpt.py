@@ -8,6 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import generate
 import train
 from callbacks import StepProgressBar
 from lightning_modules import GPT2Mini
@@ -153,3 +154,31 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a directory; --data.data_path must name a UTF-8 text file."
+
+
+LLAMA_SWITCHES = ["--model.norm", "rmsnorm", "--model.pos_emb", "rope", "--model.mlp", "swiglu", "--model.n_head", "4",
+                  "--model.n_kv_head", "1", "--model.tie_weights", "false"]  # fmt: skip
+
+
+def test_the_modern_switches_learn_resume_predict_and_generate(tmp_path, repetitive_text, capsys):
+    cli = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *LLAMA_SWITCHES)])
+    assert cli.trainer.callback_metrics["val_loss"] < 0.3 * math.log(cli.datamodule.vocab_size)
+    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    saved = torch.load(ckpt, weights_only=True)
+    assert {k: saved["hyper_parameters"][k] for k in ("norm", "pos_emb", "mlp", "n_kv_head", "tie_weights")} == {
+        "norm": "rmsnorm", "pos_emb": "rope", "mlp": "swiglu", "n_kv_head": 1, "tie_weights": False}  # fmt: skip
+    assert "gpt.pos_emb.weight" not in saved["state_dict"]
+    assert not torch.equal(saved["state_dict"]["gpt.lm_head.weight"], saved["state_dict"]["gpt.tok_emb.weight"])
+
+    resumed = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *LLAMA_SWITCHES,
+                                                   "--trainer.max_steps", "70"), "--ckpt_path", str(ckpt)])  # fmt: skip
+    assert resumed.trainer.global_step == 70 and resumed.model.hparams.n_kv_head == 1
+
+    args = tiny_args(tmp_path, repetitive_text, "--model.max_new_tokens", "25", "--model.temperature", "0")
+    predicted = train.LabCLI(args=["predict", *args, "--data.prompts", '["hello"]', "--ckpt_path", str(ckpt)])
+    assert predicted.model.hparams.pos_emb == "rope"  # the checkpoint's switches, not the config's defaults
+    assert "the lab says" in (Path(predicted.trainer.log_dir) / "predictions.txt").read_text()
+
+    capsys.readouterr()
+    generate.main([str(ckpt), "--prompt", "hello", "--max_new_tokens", "20", "--temperature", "0"])
+    assert "the lab says" in capsys.readouterr().out

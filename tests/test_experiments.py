@@ -1,5 +1,6 @@
 """Ablation and scaling code paths on tiny settings, and the power-law fit on points with a known exponent."""
 
+import dataclasses
 import json
 import re
 import warnings
@@ -27,8 +28,9 @@ def test_power_law_fit_recovers_a_known_exponent():
 
 @pytest.mark.slow
 def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(tmp_path, repetitive_text, monkeypatch):
-    variants = {**ablation.VARIANTS["gpt2_mini"], "broken": ["--model.dropout", "1.5"]}
-    monkeypatch.setitem(ablation.VARIANTS, "gpt2_mini", variants)
+    preset = ablation.PRESETS["gpt2_mini"]
+    variants = {**preset.variants, "broken": ["--model.dropout", "1.5"]}
+    monkeypatch.setitem(ablation.PRESETS, "gpt2_mini", dataclasses.replace(preset, variants=variants))
     out = tmp_path / "abl"
     argv = ["--model", "gpt2_mini", "--steps", "3", "--data", str(repetitive_text), "--out", str(out),
             "--variants", "baseline", "broken", "no_attention", *TINY_GPT]  # fmt: skip
@@ -43,7 +45,8 @@ def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(t
         assert results[name]["train_loss"] > 0 and results[name]["val_loss"] > 0
         assert (out / name).is_dir()  # one TensorBoard run per variant, named after it
     table = (out / "ablation.md").read_text()
-    assert "| baseline |" in table and "| no_attention |" in table and "2.78" in table  # the plan's figure beside ours
+    assert "| baseline |" in table and "| no_attention |" in table
+    assert re.search(r"\| no_attention \| [\d.]+ \| [\d.]+ \| [\d,]+ \| [\d,]+ \| 0 \| 2.78 \|", table)  # no cache; the plan's loss
     assert re.search(r"- \*\*no_attention\*\*: MLP-only blocks .*: residual RMS by block [\d.]+, logit-lens", table)
     for figure in ("ablation.png", "ablation_inside.png", "ablation_attention.png"):
         assert (out / figure).stat().st_size > 10_000
@@ -66,6 +69,33 @@ def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
     assert re.search(r"- \*\*no_time_emb\*\*: The network is never told t.*furthest from the baseline at t \d+-\d+", table)
     for figure in ("ablation_inside.png", "ablation_trajectories.png"):
         assert (out / figure).stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_the_gpt2_to_llama_preset_reports_each_variant_over_its_seeds(tmp_path, repetitive_text):
+    out = tmp_path / "llama"
+    ablation.main(["--preset", "gpt2_to_llama", "--steps", "4", "--seeds", "1", "2", "--data", str(repetitive_text),
+                   "--out", str(out), "--variants", "baseline", "gqa", "untied", "--trainer.val_check_interval", "2",
+                   "--model.n_layer", "1", "--model.n_head", "4", "--model.n_embd", "16", "--data.batch_size", "4",
+                   "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])  # fmt: skip
+    results = json.loads((out / "ablation.json").read_text())
+    for r in results.values():
+        assert [run["seed"] for run in r["runs"]] == [1, 2]
+        assert r["val_loss"] == pytest.approx(sum(run["val_loss"] for run in r["runs"]) / 2)
+        assert r["val_loss_sd"] > 0 and r["per_s"] > 0  # two seeds differ; the speed was measured
+    base, gqa, untied = results["baseline"], results["gqa"], results["untied"]
+    assert gqa["kv_cache_bytes_per_token"] * 2 == base["kv_cache_bytes_per_token"] == 1 * 2 * 16 * 4
+    assert untied["parameters"] - base["parameters"] == 16 * len(set(repetitive_text.read_text()))
+    assert len(_scalars(results["gqa"]["runs"][1]["log_dir"], "val_loss")) == 2  # a curve: the preset's interval
+    table = (out / "ablation.md").read_text()
+    assert re.search(r"\| gqa \| [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \| [\d,]+ \| [\d,]+ \| 64 \|", table)
+    assert (out / "ablation.png").stat().st_size > 10_000
+
+
+def _scalars(log_dir: str, tag: str) -> list[float]:
+    events = EventAccumulator(log_dir)
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)]
 
 
 def _hparams(log_dir: str) -> dict:
