@@ -33,8 +33,8 @@ class ImageSampleCallback(PeriodicSampler):
 
     The seed is fixed, so successive grids start from the same noise and show how the model changes, not
     the luck of the draw. `sample_steps` is the number of DDIM steps (None: the full ancestral sampler,
-    much slower). The grid goes to TensorBoard's Images tab (tag `samples`) and to
-    `<log_dir>/samples/step_XXXXXX.png`.
+    much slower). A class-conditional model draws the digits in turn, one column per digit. The grid goes
+    to TensorBoard's Images tab (tag `samples`) and to `<log_dir>/samples/step_XXXXXX.png`.
     """
 
     def __init__(
@@ -66,7 +66,8 @@ class ImageSampleCallback(PeriodicSampler):
         if not isinstance(pl_module, ImageSampler):
             raise TypeError(f"ImageSampleCallback needs a model with sample(); {type(pl_module).__name__} has none.")
         images = pl_module.sample(self.num_samples, self.sample_steps, self.eta, seed=self.seed)
-        grid = make_grid(images.cpu(), nrow=math.ceil(math.sqrt(self.num_samples)))
+        classes = pl_module.hparams.get("num_classes", 0)  # a conditional model's samples cycle through them
+        grid = make_grid(images.cpu(), nrow=classes or math.ceil(math.sqrt(self.num_samples)))
         if isinstance(trainer.logger, TensorBoardLogger):
             trainer.logger.experiment.add_image("samples", grid, trainer.global_step)
         # The logger's folder, not `trainer.log_dir`: that is a collective call under DDP, and only rank zero is here.

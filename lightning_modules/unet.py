@@ -49,7 +49,7 @@ class ResBlock(nn.Module):
 
     GroupNorm, SiLU, conv; + a projection of the time embedding (one value per channel); GroupNorm, SiLU,
     dropout, conv. The input is added back, through a 1x1 conv when the channel count changes.
-    - `time_dim=None`: the block takes no time embedding (the U-Net's `disable_time_emb`).
+    - `time_dim=None`: the block takes no embedding (the U-Net's `disable_time_emb`, when it has no classes either).
     - `disable_residual`: the block outputs the conv path alone, without adding its input back.
     """
 
@@ -146,12 +146,15 @@ class UpBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t): an image and its timestep in, a same-shaped noise prediction out.
+    """eps_theta(x_t, t, y): an image, its timestep and optionally its class in, a same-shaped noise prediction out.
 
     Level i works at 1 / 2**i of the input's resolution with base_channels * channel_mults[i] channels,
     so channel_mults (1, 2, 2) on 28x28 images gives levels at 28, 14 and 7 pixels.
     - `disable_residual`: every ResBlock drops its residual connection (the U-Net's skips stay).
     - `disable_time_emb`: the network never sees t: no time embedding is built or added anywhere.
+    - `num_classes > 0`: a class-conditional U-Net. A learned vector per class joins the time embedding (they
+      are added), so every ResBlock sees both. One more vector, index `num_classes` (`null_label`), stands for
+      "no label": classifier-free guidance trains with it in place of some labels and compares the two.
     """
 
     def __init__(
@@ -162,15 +165,19 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         disable_residual: bool = False,
         disable_time_emb: bool = False,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
-        time_dim = None if disable_time_emb else 4 * base_channels
+        emb_dim = 4 * base_channels
         self.time_mlp = None if disable_time_emb else nn.Sequential(
             SinusoidalTimeEmbedding(base_channels),
-            nn.Linear(base_channels, time_dim),
+            nn.Linear(base_channels, emb_dim),
             nn.SiLU(),
-            nn.Linear(time_dim, time_dim),
+            nn.Linear(emb_dim, emb_dim),
         )
+        self.null_label = num_classes
+        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes > 0 else None
+        time_dim = emb_dim if self.time_mlp is not None or self.label_emb is not None else None
         chs = [base_channels * m for m in channel_mults]
         self.in_conv = nn.Conv2d(in_channels, base_channels, kernel_size=3, padding=1)
         self.down_blocks = nn.ModuleList()
@@ -188,9 +195,15 @@ class UNet(nn.Module):
         self.out_norm = group_norm(chs[0])
         self.out_conv = nn.Conv2d(chs[0], in_channels, kernel_size=3, padding=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t (B, C, H, W) and integer timesteps t (B,) -> predicted noise (B, C, H, W)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B, C, H, W), integer timesteps t (B,) and, for a class-conditional U-Net, class labels (B,)
+        (`null_label` or None: no label) -> predicted noise (B, C, H, W)."""
         t_emb = self.time_mlp(t) if self.time_mlp is not None else None
+        if self.label_emb is not None:
+            if labels is None:
+                labels = torch.full_like(t, self.null_label)
+            y_emb = self.label_emb(labels)
+            t_emb = y_emb if t_emb is None else t_emb + y_emb
         h = self.in_conv(x)
         skips = []
         for block in self.down_blocks:

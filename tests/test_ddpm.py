@@ -161,7 +161,7 @@ class GaussianOracle(nn.Module):
         super().__init__()
         self.alphas_cumprod, self.std = alphas_cumprod, std
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: None = None) -> torch.Tensor:
         ab = self.alphas_cumprod[t].view(-1, 1, 1, 1)
         x0 = ab.sqrt() * self.std**2 * x_t / (ab * self.std**2 + 1 - ab)  # E[x0 | x_t]
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
