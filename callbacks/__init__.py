@@ -1,4 +1,5 @@
-"""Callbacks shared by the lab's models: samples, gradient norms, prediction writers, resume state, divergence."""
+"""Callbacks shared by the lab's models: samples and their quality, gradient norms, prediction writers, resume state,
+divergence."""
 
 from callbacks.checkpoint_extras import CheckpointExtras
 from callbacks.diffusion_observer import DiffusionObserver
@@ -10,6 +11,7 @@ from callbacks.image_prediction_writer import ImagePredictionWriter
 from callbacks.image_samples import ImageSampleCallback
 from callbacks.last_checkpoint import LastCheckpoint
 from callbacks.progress import StepProgressBar
+from callbacks.sample_quality import SampleQualityCallback
 from callbacks.text_prediction_writer import TextPredictionWriter
 from callbacks.text_samples import TextSampleCallback
 from callbacks.transformer_observer import TransformerObserver
@@ -25,6 +27,7 @@ __all__ = [
     "ImagePredictionWriter",
     "ImageSampleCallback",
     "LastCheckpoint",
+    "SampleQualityCallback",
     "StepProgressBar",
     "TextPredictionWriter",
     "TextSampleCallback",

@@ -2,5 +2,6 @@
 
 from lightning_modules.ddpm import DDPM
 from lightning_modules.gpt2_mini import GPT2Mini
+from lightning_modules.mnist_classifier import MNISTClassifier
 
-__all__ = ["DDPM", "GPT2Mini"]
+__all__ = ["DDPM", "GPT2Mini", "MNISTClassifier"]

@@ -1,0 +1,155 @@
+"""Score generated digits with the lab's MNIST classifier: Frechet distance, confidence, class balance (JSON).
+
+    python -m experiments.quality CKPT --num_samples 1000 --steps 50 --data ../shared/data
+    python -m experiments.quality CKPT --steps ancestral 100 50 20 10     # compare samplers, with their times
+    python -m experiments.quality CKPT --guidance_scale 3                 # a conditional model: also accuracy
+    python -m experiments.quality path/to/samples.pt --data ../shared/data   # what `train.py predict` wrote
+    python -m experiments.quality --calibrate --num_samples 1000 --data ../shared/data
+
+The reference is the MNIST test set (10,000 digits) under --data, the folder that holds MNIST/raw/.
+A checkpoint's samples come from its saved weights (the EMA average when the run kept one), drawn from
+--seed; a conditional model draws the digits in turn (0, 1, ..., 9, 0, ...) and reports the share drawn as
+the digit asked for. `--calibrate` scores sets whose quality is known instead (real training digits, the
+same with Gaussian noise of growing strength, blurred, and uniform noise), so that a model's score can be
+read against them.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torchvision.transforms.v2.functional import gaussian_blur
+
+from checkpoint_io import read_checkpoint
+from datamodules import MNISTDataModule
+from errors import UserInputError
+from lightning_modules import DDPM
+from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier
+from metrics.sample_quality import SampleQuality
+
+BATCH = 250  # images per sampler call and per classifier pass
+NOISE_LEVELS = (0.05, 0.1, 0.2, 0.4)  # standard deviations of the Gaussian noise added to real digits, in [0, 1] units
+
+
+def mnist(data_dir: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MNIST split's digits (N, 1, 28, 28) in [0, 1] and labels (N,); a clear error when files are missing."""
+    dm = MNISTDataModule(data_dir=data_dir, download=False)
+    dm.prepare_data()
+    dm.setup("fit" if train else "validate")
+    dataset = dm.train_set if train else dm.val_set
+    return dataset.data.unsqueeze(1).float() / 255, dataset.targets
+
+
+def reference_metric(data_dir: str, classifier: str) -> SampleQuality:
+    """A `SampleQuality` holding the MNIST test set as its reference."""
+    metric = SampleQuality(MNISTClassifier.pretrained(classifier))
+    images, _ = mnist(data_dir, train=False)
+    for batch in images.split(BATCH):
+        metric.update(batch, real=True)
+    return metric
+
+
+def score(metric: SampleQuality, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+    metric.reset()
+    for i in range(0, len(images), BATCH):
+        metric.update(images[i : i + BATCH], labels=labels[i : i + BATCH] if labels is not None else None)
+    return metric.compute()
+
+
+def sample(model: DDPM, args: argparse.Namespace, steps: int | None) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """`num_samples` images from `model` with one sampler, their labels (conditional models), and the seconds."""
+    labels = model.sampling_labels(None, args.num_samples)
+    start = time.perf_counter()
+    images = []
+    for i in range(0, args.num_samples, BATCH):
+        share = labels[i : i + BATCH] if labels is not None else None
+        count = min(BATCH, args.num_samples - i)
+        images.append(model.sample(count, steps, args.eta, seed=args.seed + i, labels=share,
+                                   guidance_scale=args.guidance_scale))  # fmt: skip
+    return torch.cat(images).cpu(), labels, time.perf_counter() - start
+
+
+def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
+    read_checkpoint(path, model="DDPM")
+    model = DDPM.load_from_checkpoint(path, map_location=args.device)
+    results = []
+    for steps in args.steps:
+        images, labels, seconds = sample(model, args, steps)
+        sampler = "DDPM ancestral, 1000 steps" if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
+        result = {"source": str(path), "sampler": sampler, **score(metric, images, labels), "seconds": round(seconds, 1)}
+        if model.conditional:
+            result["guidance_scale"] = args.guidance_scale if args.guidance_scale is not None else model.guidance_scale
+        results.append(result)
+        print(json.dumps(result), file=sys.stderr, flush=True)  # progress, as each sampler finishes
+    return results
+
+
+def score_tensor(path: Path, metric: SampleQuality) -> dict:
+    images = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1:] != (1, 28, 28):
+        raise UserInputError(f"{path} does not hold (N, 1, 28, 28) images, as `train.py predict` writes samples.pt.")
+    labels_file = path.with_name("labels.pt")
+    labels = torch.load(labels_file, weights_only=True) if labels_file.is_file() else None
+    return {"source": str(path), **score(metric, images.float(), labels)}
+
+
+def calibrate(metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
+    """Scores of sets whose quality is known: real training digits, then worse and worse versions of them."""
+    train_images, train_labels = mnist(args.data, train=True)
+    chosen = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(args.seed))[: args.num_samples]
+    real, labels = train_images[chosen], train_labels[chosen]
+    noise = torch.randn(real.shape, generator=torch.Generator().manual_seed(args.seed))
+    sets = {"real training digits": real}
+    for std in NOISE_LEVELS:
+        sets[f"+ Gaussian noise, std {std}"] = (real + std * noise).clamp(0, 1)
+    sets["blurred (Gaussian, sigma 1)"] = gaussian_blur(real, kernel_size=[7, 7], sigma=[1.0, 1.0])
+    sets["blurred (Gaussian, sigma 2)"] = gaussian_blur(real, kernel_size=[9, 9], sigma=[2.0, 2.0])
+    sets["uniform noise"] = torch.rand(real.shape, generator=torch.Generator().manual_seed(args.seed))
+    return [{"source": name, **score(metric, images, labels)} for name, images in sets.items()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", nargs="?", help="a DDPM checkpoint (.ckpt) or samples (.pt) to score")
+    parser.add_argument("--calibrate", action="store_true", help="score known sets instead (see above)")
+    parser.add_argument("--data", default="data", help="the folder that holds MNIST/raw/ (default: data)")
+    parser.add_argument("--num_samples", type=int, default=1000)
+    parser.add_argument("--steps", nargs="+", default=["50"],
+                        help="DDIM steps, or `ancestral` for the full DDPM sampler; several compare samplers")  # fmt: skip
+    parser.add_argument("--eta", type=float, default=0.0)
+    parser.add_argument("--guidance_scale", type=float, help="classifier-free guidance (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classifier", default=str(WEIGHTS), help="the judge's weights (default: the shipped ones)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if (args.source is None) == (not args.calibrate):
+        parser.error("give a checkpoint or samples file to score, or --calibrate")
+    if args.num_samples < 2:
+        parser.error(f"--num_samples must be at least 2 (a Frechet distance needs a covariance), got {args.num_samples}")
+    try:
+        args.steps = [None if s == "ancestral" else int(s) for s in args.steps]
+    except ValueError:
+        parser.error(f"--steps takes whole numbers or `ancestral`, got {' '.join(args.steps)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        metric = reference_metric(args.data, args.classifier)
+        if args.calibrate:
+            results = calibrate(metric, args)
+        elif Path(args.source).suffix == ".pt":
+            results = [score_tensor(Path(args.source), metric)]
+        else:
+            results = score_checkpoint(Path(args.source), metric, args)
+    except UserInputError as err:
+        sys.exit(f"error: {err}")
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Sample quality: the judge (MNIST classifier), the metric on sets of known quality, and the callback's tags."""
+
+import json
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
+
+import train
+from experiments import quality
+from lightning_modules import MNISTClassifier
+from lightning_modules.mnist_classifier import WEIGHTS
+from metrics import SampleQuality
+from tiny_runs import ddpm_args
+
+
+def squares(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digit-like images in [0, 1]: a bright 8x8 square whose place depends on the label (i % 10), a little noise."""
+    labels = torch.arange(n) % 10
+    images = torch.zeros(n, 1, 28, 28)
+    for i, label in enumerate(labels.tolist()):
+        row, col = 2 + 10 * (label // 5), 2 + 4 * (label % 5)
+        images[i, :, row : row + 8, col : col + 8] = 1.0
+    noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
+    return (images + 0.1 * noise).clamp(0, 1), labels
+
+
+@pytest.fixture(scope="module")
+def judge() -> MNISTClassifier:
+    """A classifier trained for a few steps on the squares: enough to tell them apart."""
+    torch.manual_seed(0)
+    images, labels = squares(200)
+    model = MNISTClassifier(width=8, learning_rate=1e-2)
+    trainer = pl.Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")  # fmt: skip
+    trainer.fit(model, DataLoader(TensorDataset(images * 2 - 1, labels), batch_size=20, shuffle=True))
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def judge_file(judge, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("judge") / "judge.ckpt"
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(judge)
+    trainer.save_checkpoint(path, weights_only=True)
+    return path
+
+
+def test_the_shipped_classifier_loads_offline_and_is_small():
+    model = MNISTClassifier.pretrained()
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert WEIGHTS.stat().st_size < 2_000_000
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, model.num_features)
+
+
+def test_the_judge_reads_the_squares(judge):
+    images, labels = squares(50, seed=1)
+    assert (judge(images * 2 - 1).argmax(-1) == labels).float().mean() > 0.9
+
+
+def test_identical_sets_score_near_zero_and_worse_sets_score_higher(judge):
+    real, labels = squares(300, seed=1)
+    metric = SampleQuality(judge)
+    metric.update(real, real=True)
+    metric.update(real, labels=labels)
+    same = metric.compute()
+    assert abs(same["fid"]) < 1e-3 and same["num_samples"] == 300
+    assert same["accuracy"] > 0.9 and same["class_balance"] > 0.99 and same["confidence"] > 0.5
+
+    scores = []
+    for std in (0.1, 0.3, 0.6):  # the reference stays; the samples get noisier
+        metric.reset()
+        metric.update((real + std * torch.randn(real.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1))
+        scores.append(metric.compute()["fid"])
+    assert same["fid"] < scores[0] < scores[1] < scores[2]
+
+
+def test_class_balance_is_zero_for_one_digit_and_one_for_all_ten(judge):
+    images, labels = squares(100)
+    metric = SampleQuality(judge)
+    metric.update(images, real=True)
+    metric.update(images[labels == 3])
+    assert metric.compute()["class_balance"] == pytest.approx(0.0, abs=1e-6)
+    assert "accuracy" not in metric.compute()  # no labels given
+    metric.reset()
+    metric.update(images)
+    assert metric.compute()["class_balance"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_metric_refuses_images_that_are_not_digits(judge):
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\) digits, got a tensor of shape \(2, 3, 32, 32\)"):
+        SampleQuality(judge).update(torch.zeros(2, 3, 32, 32))
+
+
+@pytest.mark.slow
+def test_the_callback_logs_the_quality_tags_at_each_validation(tmp_path, tiny_mnist, judge_file):
+    args = ddpm_args(tmp_path, tiny_mnist, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2",
+                     "--trainer.callbacks+=callbacks.SampleQualityCallback", "--trainer.callbacks.num_samples", "10",
+                     "--trainer.callbacks.sample_steps", "2", "--trainer.callbacks.classifier", str(judge_file),
+                     "--model.num_classes", "10")  # fmt: skip
+    cli = train.LabCLI(args=["fit", *args])
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    for tag in ("quality/fid", "quality/confidence", "quality/class_balance", "quality/accuracy"):
+        assert [e.step for e in events.Scalars(tag)] == [2, 4], tag
+    balance = events.Scalars("quality/class_balance")[-1].value
+    assert 0.0 <= balance <= 1.0
+
+
+@pytest.mark.slow
+def test_the_quality_command_scores_a_checkpoint_samples_and_the_calibration_sets(tmp_path, tiny_mnist, judge_file, capsys):
+    cli = train.LabCLI(args=["fit", *ddpm_args(tmp_path, tiny_mnist, "--trainer.max_steps", "2")])
+    ckpt = cli.trainer.checkpoint_callback.last_model_path
+    common = ["--data", str(tiny_mnist), "--classifier", str(judge_file), "--num_samples", "12"]
+    capsys.readouterr()
+    quality.main([ckpt, *common, "--steps", "3", "ancestral"])
+    ddim, ancestral = json.loads(capsys.readouterr().out)
+    assert ddim["sampler"] == "DDIM, 3 steps, eta 0.0" and ancestral["sampler"].startswith("DDPM ancestral")
+    assert ddim["num_samples"] == 12 and ddim["fid"] > 0 and 0 < ddim["confidence"] <= 1 and ddim["seconds"] >= 0
+
+    samples = tmp_path / "samples.pt"
+    torch.save(squares(12)[0], samples)
+    quality.main([str(samples), *common])
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 12
+
+    quality.main(["--calibrate", *common])
+    table = json.loads(capsys.readouterr().out)
+    assert table[0]["source"] == "real training digits"
+    noisy = [row["fid"] for row in table if row["source"].startswith("+ Gaussian noise")]
+    assert len(noisy) == len(quality.NOISE_LEVELS)
+
+
+def test_the_quality_command_says_what_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="MNIST not found in data_dir"):
+        quality.main([str(tmp_path / "samples.pt"), "--data", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        quality.main([])
+    assert "give a checkpoint or samples file to score, or --calibrate" in capsys.readouterr().err
