@@ -7,8 +7,10 @@
 
 A preset is a model, its config and a list of variants: `gpt2_mini` and `ddpm` switch parts off;
 `gpt2_to_llama` turns GPT-2 into a Llama-style model one change at a time on tiny Shakespeare at nanoGPT's
-settings (2000 steps, three seeds each by default). `--model` is another name for `--preset`. Arguments
-after the known ones go to train.py for every variant (e.g. `--model.n_layer 2`). Writes into --out:
+settings (2000 steps, three seeds each by default). `--model` is another name for `--preset`. DDPM
+variants are also scored on their samples (`--quality_samples`, see `experiments.quality`): their losses
+do not compare across noise schedules, their samples do. Arguments after the known ones go to train.py
+for every variant (e.g. `--model.n_layer 2`). Writes into --out:
 `ablation.json`, `ablation.md` (a table, and a note per variant on what its observers saw), `ablation.png`
 (loss curves, the mean over seeds), `ablation_inside.png` (GPT2Mini: residual RMS and logit-lens loss by
 block; DDPM: validation loss by noise level, a line per variant) and `ablation_attention.png` (the last
@@ -29,8 +31,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments import quality  # noqa: E402
 from experiments.diagnostics import explain, write_figures  # noqa: E402
 from experiments.runs import CONFIGS, REPO, RunResult, fit, read_scalars  # noqa: E402
+from lightning_modules import DDPM  # noqa: E402
+from lightning_modules.mnist_classifier import WEIGHTS  # noqa: E402
+from metrics import SampleQuality  # noqa: E402
 from train import find_user_error  # noqa: E402
 
 
@@ -101,6 +107,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--data", help="text file (gpt2_mini) or MNIST root folder (ddpm); default: the config's")
     parser.add_argument("--out", default="runs/ablation", help="folder for the runs and the results")
     parser.add_argument("--variants", nargs="+", help="which variants to run (default: all of the preset's)")
+    parser.add_argument("--quality_samples", type=int, default=1000,
+                        help="DDPM: score each variant on this many 50-step DDIM samples (0: do not)")  # fmt: skip
+    parser.add_argument("--classifier", default=str(WEIGHTS), help="DDPM: the judge's weights (default: shipped)")
     args, passthrough = parser.parse_known_args(argv)
     preset = PRESETS[args.preset]
     unknown = [v for v in args.variants or [] if v not in preset.variants]
@@ -109,6 +118,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     args.steps = preset.steps if args.steps is None else args.steps
     if args.steps <= 0:
         parser.error(f"--steps must be positive, got {args.steps}")
+    if args.quality_samples == 1 or args.quality_samples < 0:
+        parser.error(f"--quality_samples must be 0 (off) or at least 2, got {args.quality_samples}")
     args.seeds = args.seeds or list(preset.seeds)
     return args, passthrough
 
@@ -120,6 +131,7 @@ def run(args: argparse.Namespace, passthrough: list[str]) -> dict[str, dict]:
     out = Path(args.out)
     data = [DATA_ARG[preset.model], args.data] if args.data else []
     results: dict[str, dict] = {}
+    judge: SampleQuality | None = None  # the DDPM's, made at the first run, which knows where MNIST is
     names = args.variants or list(preset.variants)
     jobs = [(name, seed) for name in names for seed in args.seeds]
     for i, (name, seed) in enumerate(jobs, 1):
@@ -139,7 +151,11 @@ def run(args: argparse.Namespace, passthrough: list[str]) -> dict[str, dict]:
             print(f"[{i}/{len(jobs)}] {name} failed: {message}", file=sys.stderr, flush=True)
             results[name] = {"error": message}
             continue
-        results.setdefault(name, {"runs": []})["runs"].append(_describe(result, seed, preset.model))
+        described = _describe(result, seed, preset.model)
+        if preset.model == "ddpm" and args.quality_samples:
+            judge = judge or quality.reference_metric(str(result.datamodule.data_dir), args.classifier)
+            described["quality"] = _sample_quality(result.model, judge, args.quality_samples)
+        results.setdefault(name, {"runs": []})["runs"].append(described)
     return {name: _summarise(r) if "runs" in r else r for name, r in results.items()}
 
 
@@ -158,6 +174,13 @@ def _describe(result: RunResult, seed: int | None, model: str) -> dict:
     return run
 
 
+def _sample_quality(model: DDPM, judge: SampleQuality, num_samples: int) -> dict[str, float]:
+    """The trained (EMA) model's samples scored by the lab's classifier: 50-step DDIM from seed 0."""
+    settings = argparse.Namespace(num_samples=num_samples, eta=0.0, seed=0, guidance_scale=None)
+    images, labels, _ = quality.sample(model, settings, steps=50)
+    return quality.score(judge, images, labels)
+
+
 def _summarise(variant: dict) -> dict:
     """The mean over seeds (with the standard deviation where there are several), the first run's log."""
     runs = variant["runs"]
@@ -171,6 +194,8 @@ def _summarise(variant: dict) -> dict:
     for same in ("parameters", "kv_cache_bytes_per_token"):
         if same in runs[0]:
             summary[same] = runs[0][same]
+    if "quality" in runs[0]:
+        summary["quality"] = {k: statistics.fmean(r["quality"][k] for r in runs) for k in runs[0]["quality"]}
     return {**summary, "runs": runs}
 
 
@@ -179,7 +204,11 @@ def write_table(results: dict[str, dict], preset: str, steps: int, path: Path) -
     seeds = max((len(r["runs"]) for r in results.values() if "runs" in r), default=1)
     with_plan = preset == "gpt2_mini"
     unit = "tokens/s" if model == "gpt2_mini" else "images/s"
-    columns = ["variant", "train loss", "val loss" + (f" (mean ± sd of {seeds} seeds)" if seeds > 1 else "")]
+    scored = next((r["quality"] for r in results.values() if "quality" in r), None)
+    columns = ["variant"]
+    if scored is not None:  # what the samples look like comes first: losses of DDPM variants do not compare
+        columns += [f"Frechet distance ({scored['num_samples']:,} samples)", "confidence", "class balance"]
+    columns += ["train loss", "val loss" + (f" (mean ± sd of {seeds} seeds)" if seeds > 1 else "")]
     columns += ["val vs baseline"] * (seeds > 1 and "baseline" in results) + ["parameters", f"{unit} (training)"]
     columns += ["KV cache bytes/token"] * (model == "gpt2_mini") + ["plan (train loss, 30 steps)"] * with_plan
     lines = [
@@ -194,7 +223,11 @@ def write_table(results: dict[str, dict], preset: str, steps: int, path: Path) -
         if "error" in r:
             lines.append(f"| {name} | failed: {r['error']} |" + " |" * (len(columns) - 2))
             continue
-        cells = [name, f"{r['train_loss']:.4g}", f"{r['val_loss']:.4g}"]
+        cells = [name]
+        if scored is not None:
+            q = r["quality"]
+            cells += [f"{q['fid']:.2f}", f"{q['confidence']:.3f}", f"{q['class_balance']:.3f}"]
+        cells += [f"{r['train_loss']:.4g}", f"{r['val_loss']:.4g}"]
         if r["val_loss_sd"] is not None:
             cells[-1] += f" ± {r['val_loss_sd']:.3f}"
         if "val vs baseline" in columns:

@@ -79,7 +79,8 @@ def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace
     for steps in args.steps:
         images, labels, seconds = sample(model, args, steps)
         sampler = "DDPM ancestral, 1000 steps" if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
-        result = {"source": str(path), "sampler": sampler, **score(metric, images, labels), "seconds": round(seconds, 1)}
+        result = {"source": str(path), "sampler": sampler, **score(metric, images, labels)}
+        result["seconds"] = round(seconds, 1)
         if model.conditional:
             result["guidance_scale"] = args.guidance_scale if args.guidance_scale is not None else model.guidance_scale
         results.append(result)
@@ -118,7 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", default="data", help="the folder that holds MNIST/raw/ (default: data)")
     parser.add_argument("--num_samples", type=int, default=1000)
     parser.add_argument("--steps", nargs="+", default=["50"],
-                        help="DDIM steps, or `ancestral` for the full DDPM sampler; several compare samplers")  # fmt: skip
+                        help="DDIM steps, or `ancestral` for the full sampler; several compare samplers")  # fmt: skip
     parser.add_argument("--eta", type=float, default=0.0)
     parser.add_argument("--guidance_scale", type=float, help="classifier-free guidance (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -128,7 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if (args.source is None) == (not args.calibrate):
         parser.error("give a checkpoint or samples file to score, or --calibrate")
     if args.num_samples < 2:
-        parser.error(f"--num_samples must be at least 2 (a Frechet distance needs a covariance), got {args.num_samples}")
+        parser.error(f"--num_samples must be at least 2 (a Frechet distance needs a spread), got {args.num_samples}")
     try:
         args.steps = [None if s == "ancestral" else int(s) for s in args.steps]
     except ValueError:

@@ -212,7 +212,8 @@ class DDPM(pl.LightningModule):
             x = x_T
             desc = "DDPM sampling" if ancestral else "DDIM sampling"
             for i, t in enumerate(tqdm(timesteps, desc=desc, disable=not progress)):
-                eps = self.guided_eps(x, torch.full((x.size(0),), t, device=x.device, dtype=torch.long), labels, guidance_scale)
+                t_batch = torch.full((x.size(0),), t, device=x.device, dtype=torch.long)
+                eps = self.guided_eps(x, t_batch, labels, guidance_scale)
                 if ancestral:
                     noise = self._noise_like(x, generator) if t > 0 else None
                     step = self.schedule.ddpm_step(x, t, eps, noise)
@@ -257,11 +258,14 @@ class DDPM(pl.LightningModule):
         if num_classes == 0:
             raise UserInputError("This model is unconditional (num_classes 0): it cannot be asked for labels.")
         if labels.dim() != 1 or len(labels) != count:
-            raise UserInputError(f"Give one label per image: {count} image(s), got labels of shape {tuple(labels.shape)}.")
+            raise UserInputError(
+                f"Give one label per image: {count} image(s), got labels of shape {tuple(labels.shape)}."
+            )
         bad = [int(y) for y in labels if not 0 <= y < num_classes]
         if bad or labels.is_floating_point():
             raise UserInputError(
-                f"Labels must be whole numbers from 0 to {num_classes - 1} (the model's classes), got {labels.tolist()}."
+                f"Labels must be whole numbers from 0 to {num_classes - 1} (the model's classes), "
+                f"got {labels.tolist()}."
             )
         return labels.long()
 

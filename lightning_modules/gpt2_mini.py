@@ -33,11 +33,13 @@ class GPT2Mini(pl.LightningModule):
 
     Architecture switches are documented where they act: `ln_style`, `disable_residual`, `disable_attention`,
     `bias`, `norm` and `mlp` on `Block`; `attn_impl`, `n_kv_head` and `pos_emb="rope"` on
-    `CausalSelfAttention`; `pos_emb` and `tie_weights` on `GPT`. The defaults are GPT-2. `chars`, when given, is the vocabulary in token order; it is saved in checkpoints
-    so that a model loaded with `load_from_checkpoint` can encode and decode text without its training data.
-    `max_new_tokens`, `temperature` and `top_k` are the generation settings `predict` uses; they are not
-    part of the model and are not saved with it, nor is `compile` (torch.compile for the training and
-    validation loss; off by default: see the README for what it does on a CPU).
+    `CausalSelfAttention`; `pos_emb` and `tie_weights` on `GPT`. The defaults are GPT-2.
+
+    `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model loaded
+    with `load_from_checkpoint` can encode and decode text without its training data. `max_new_tokens`,
+    `temperature` and `top_k` are the generation settings `predict` uses; they are not part of the model and
+    are not saved with it, nor is `compile` (torch.compile for the training and validation loss; off by
+    default: see the README for what it does on a CPU).
     """
 
     def __init__(
@@ -265,7 +267,8 @@ def _check_config(hp: dict[str, Any]) -> None:
         )
     if hp["pos_emb"] == "rope" and (n_embd // n_head) % 2 != 0:
         raise UserInputError(
-            f"pos_emb rope rotates channel pairs, so the head size n_embd / n_head must be even, got {n_embd // n_head}."
+            "pos_emb rope rotates channel pairs, so the head size n_embd / n_head must be even, "
+            f"got {n_embd // n_head}."
         )
     if not 0.0 <= hp["dropout"] < 1.0:
         raise UserInputError(f"dropout must be in [0, 1), got {hp['dropout']}.")
@@ -283,7 +286,9 @@ def _check_config(hp: dict[str, Any]) -> None:
             raise UserInputError(f"{name} must be one of {', '.join(map(repr, get_args(choices)))}, got {hp[name]!r}.")
     chars = hp["chars"]
     if chars is not None and len(chars) != hp["vocab_size"]:
-        raise UserInputError(f"chars has {len(chars)} characters but vocab_size is {hp['vocab_size']}; they must match.")
+        raise UserInputError(
+            f"chars has {len(chars)} characters but vocab_size is {hp['vocab_size']}; they must match."
+        )
 
 
 def upgrade_state_dict(state_dict: dict[str, torch.Tensor]) -> None:

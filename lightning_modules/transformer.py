@@ -290,7 +290,9 @@ class Block(nn.Module):
             trace.attention.append(None)
         return self._sublayer(x, self.mlp, self.ln2)
 
-    def _sublayer(self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.Module) -> torch.Tensor:
+    def _sublayer(
+        self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.Module
+    ) -> torch.Tensor:
         skip = 0 if self.disable_residual else x
         if self.ln_style == "pre":
             return skip + sublayer(ln(x))

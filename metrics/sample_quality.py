@@ -56,7 +56,9 @@ class SampleQuality(Metric):
 
     def update(self, images: torch.Tensor, real: bool = False, labels: torch.Tensor | None = None) -> None:
         if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
-            raise ValueError(f"SampleQuality scores (N, 1, 28, 28) digits, got a tensor of shape {tuple(images.shape)}.")
+            raise ValueError(
+                f"SampleQuality scores (N, 1, 28, 28) digits, got a tensor of shape {tuple(images.shape)}."
+            )
         x = images.float() * 2 - 1  # [0, 1] -> the [-1, 1] the classifier was trained on
         self.fid.update(x, real=real)
         if real:

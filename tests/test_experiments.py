@@ -58,14 +58,19 @@ def test_gpt_ablation_writes_json_table_and_plot_and_survives_a_failed_variant(t
 def test_ddpm_ablation_runs_its_variants(tmp_path, tiny_mnist):
     out = tmp_path / "abl"
     ablation.main(["--model", "ddpm", "--steps", "2", "--data", str(tiny_mnist), "--out", str(out),
-                   "--variants", "baseline", "no_time_emb", "--model.base_channels", "8", "--model.timesteps", "50",
+                   "--variants", "baseline", "no_time_emb", "--quality_samples", "10",
+                   "--model.base_channels", "8", "--model.timesteps", "50",
                    "--data.batch_size", "8", "--trainer.precision", "32", "--trainer.limit_val_batches", "1",
                    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])  # fmt: skip
     results = json.loads((out / "ablation.json").read_text())
     assert set(results) == {"baseline", "no_time_emb"} and all("val_loss" in r for r in results.values())
     baseline = results["baseline"]  # diffusion losses are small: four significant digits keep them apart
     table = (out / "ablation.md").read_text()
-    assert f"| baseline | {baseline['train_loss']:.4g} | {baseline['val_loss']:.4g} |" in table
+    q = baseline["quality"]
+    assert q["num_samples"] == 10 and q["fid"] > 0 and 0 < q["confidence"] <= 1  # scored by the shipped judge
+    assert "| variant | Frechet distance (10 samples) | confidence | class balance | train loss |" in table
+    assert (f"| baseline | {q['fid']:.2f} | {q['confidence']:.3f} | {q['class_balance']:.3f} | "
+            f"{baseline['train_loss']:.4g} | {baseline['val_loss']:.4g} |") in table  # fmt: skip
     assert re.search(r"- \*\*no_time_emb\*\*: The network is never told t.*furthest from the baseline at t \d+-\d+", table)
     for figure in ("ablation_inside.png", "ablation_trajectories.png"):
         assert (out / figure).stat().st_size > 5_000
