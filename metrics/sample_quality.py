@@ -78,7 +78,7 @@ class SampleQuality(Metric):
         result = {
             "fid": float(self.fid.compute()),
             "confidence": float(self.confidence_sum / max(n, 1)),
-            "class_balance": float(entropy / math.log(10)),
+            "class_balance": max(0.0, float(entropy / math.log(10))),  # not -0.0 when every sample is one digit
             "num_samples": n,
         }
         if self.labelled > 0:
