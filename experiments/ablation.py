@@ -195,7 +195,9 @@ def _summarise(variant: dict) -> dict:
         if same in runs[0]:
             summary[same] = runs[0][same]
     if "quality" in runs[0]:
-        summary["quality"] = {k: statistics.fmean(r["quality"][k] for r in runs) for k in runs[0]["quality"]}
+        scores = [r["quality"] for r in runs]
+        summary["quality"] = {k: statistics.fmean(q[k] for q in scores) for k in scores[0]}
+        summary["quality"]["num_samples"] = scores[0]["num_samples"]  # the same for every seed; a count
     return {**summary, "runs": runs}
 
 
