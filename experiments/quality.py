@@ -2,7 +2,7 @@
 
     python -m experiments.quality CKPT --num_samples 1000 --steps 50 --data ../shared/data
     python -m experiments.quality CKPT --steps ancestral 100 50 20 10     # compare samplers, with their times
-    python -m experiments.quality CKPT --guidance_scale 3                 # a conditional model: also accuracy
+    python -m experiments.quality CKPT --guidance_scale 0 1 3 5 --plot guidance.png   # conditional: also accuracy
     python -m experiments.quality path/to/samples.pt --data ../shared/data   # what `train.py predict` wrote
     python -m experiments.quality --calibrate --num_samples 1000 --data ../shared/data
 
@@ -20,15 +20,19 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from checkpoint_io import read_checkpoint
-from datamodules import MNISTDataModule
-from errors import UserInputError
-from lightning_modules import DDPM
-from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier
-from metrics.sample_quality import SampleQuality
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from checkpoint_io import read_checkpoint  # noqa: E402
+from datamodules import MNISTDataModule  # noqa: E402
+from errors import UserInputError  # noqa: E402
+from lightning_modules import DDPM  # noqa: E402
+from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier  # noqa: E402
+from metrics.sample_quality import SampleQuality  # noqa: E402
 
 BATCH = 250  # images per sampler call and per classifier pass
 NOISE_LEVELS = (0.05, 0.1, 0.2, 0.4)  # standard deviations of the Gaussian noise added to real digits, in [0, 1] units
@@ -59,7 +63,9 @@ def score(metric: SampleQuality, images: torch.Tensor, labels: torch.Tensor | No
     return metric.compute()
 
 
-def sample(model: DDPM, args: argparse.Namespace, steps: int | None) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+def sample(
+    model: DDPM, args: argparse.Namespace, steps: int | None, guidance_scale: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """`num_samples` images from `model` with one sampler, their labels (conditional models), and the seconds."""
     labels = model.sampling_labels(None, args.num_samples)
     start = time.perf_counter()
@@ -68,24 +74,44 @@ def sample(model: DDPM, args: argparse.Namespace, steps: int | None) -> tuple[to
         share = labels[i : i + BATCH] if labels is not None else None
         count = min(BATCH, args.num_samples - i)
         images.append(model.sample(count, steps, args.eta, seed=args.seed + i, labels=share,
-                                   guidance_scale=args.guidance_scale))  # fmt: skip
+                                   guidance_scale=guidance_scale))  # fmt: skip
     return torch.cat(images).cpu(), labels, time.perf_counter() - start
 
 
 def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
+    """One result per sampler (`--steps`) and, for a conditional model, per guidance scale."""
     read_checkpoint(path, model="DDPM")
     model = DDPM.load_from_checkpoint(path, map_location=args.device)
+    scales = args.guidance_scale if model.conditional and args.guidance_scale else [None]
     results = []
     for steps in args.steps:
-        images, labels, seconds = sample(model, args, steps)
-        sampler = "DDPM ancestral, 1000 steps" if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
-        result = {"source": str(path), "sampler": sampler, **score(metric, images, labels)}
-        result["seconds"] = round(seconds, 1)
-        if model.conditional:
-            result["guidance_scale"] = args.guidance_scale if args.guidance_scale is not None else model.guidance_scale
-        results.append(result)
-        print(json.dumps(result), file=sys.stderr, flush=True)  # progress, as each sampler finishes
+        for scale in scales:
+            images, labels, seconds = sample(model, args, steps, scale)
+            ancestral = f"DDPM ancestral, {model.hparams.timesteps} steps"
+            sampler = ancestral if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
+            result = {"source": str(path), "sampler": sampler, **score(metric, images, labels)}
+            result["seconds"] = round(seconds, 1)
+            if model.conditional:
+                result["guidance_scale"] = scale if scale is not None else model.guidance_scale
+            results.append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)  # progress, as each one finishes
     return results
+
+
+def plot_guidance(results: list[dict], path: Path) -> None:
+    """The quality/diversity trade of guidance: accuracy against Frechet distance, a point per guidance scale."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([r["fid"] for r in results], [r["accuracy"] for r in results], marker="o")
+    for r in results:
+        point = (r["fid"], r["accuracy"])
+        ax.annotate(f"w = {r['guidance_scale']:g}", point, textcoords="offset points", xytext=(6, -4))
+    ax.set_xlabel(f"Frechet distance to MNIST test digits ({results[0]['num_samples']:,} samples; lower is better)")
+    ax.set_ylabel("accuracy: drawn as the digit asked for")
+    ax.set_title("Classifier-free guidance")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def score_tensor(path: Path, metric: SampleQuality) -> dict:
@@ -121,7 +147,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", nargs="+", default=["50"],
                         help="DDIM steps, or `ancestral` for the full sampler; several compare samplers")  # fmt: skip
     parser.add_argument("--eta", type=float, default=0.0)
-    parser.add_argument("--guidance_scale", type=float, help="classifier-free guidance (default: the model's)")
+    parser.add_argument("--guidance_scale", type=float, nargs="+",
+                        help="classifier-free guidance, one or several to compare (default: the model's)")  # fmt: skip
+    parser.add_argument("--plot", help="with several guidance scales: draw accuracy against Frechet distance here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", default=str(WEIGHTS), help="the judge's weights (default: the shipped ones)")
     parser.add_argument("--device", default="cpu")
@@ -149,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             results = score_checkpoint(Path(args.source), metric, args)
     except UserInputError as err:
         sys.exit(f"error: {err}")
+    if args.plot and all("accuracy" in r for r in results):
+        plot_guidance(results, Path(args.plot))
     print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
 
 

@@ -156,12 +156,12 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a directory; --data.data_path must name a UTF-8 text file."
 
 
-LLAMA_SWITCHES = ["--model.norm", "rmsnorm", "--model.pos_emb", "rope", "--model.mlp", "swiglu", "--model.n_head", "4",
-                  "--model.n_kv_head", "1", "--model.tie_weights", "false"]  # fmt: skip
-
-
 def test_the_modern_switches_learn_resume_predict_and_generate(tmp_path, repetitive_text, capsys):
-    cli = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *LLAMA_SWITCHES)])
+    switches = tmp_path / "llama.yaml"  # half of them in a YAML file, half on the command line
+    switches.write_text("model:\n  init_args:\n    norm: rmsnorm\n    pos_emb: rope\n    mlp: swiglu\n")
+    llama_switches = ["--config", str(switches), "--model.n_head", "4", "--model.n_kv_head", "1",
+                      "--model.tie_weights", "false"]  # fmt: skip
+    cli = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *llama_switches)])
     assert cli.trainer.callback_metrics["val_loss"] < 0.3 * math.log(cli.datamodule.vocab_size)
     ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
     saved = torch.load(ckpt, weights_only=True)
@@ -170,7 +170,7 @@ def test_the_modern_switches_learn_resume_predict_and_generate(tmp_path, repetit
     assert "gpt.pos_emb.weight" not in saved["state_dict"]
     assert not torch.equal(saved["state_dict"]["gpt.lm_head.weight"], saved["state_dict"]["gpt.tok_emb.weight"])
 
-    resumed = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *LLAMA_SWITCHES,
+    resumed = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *llama_switches,
                                                    "--trainer.max_steps", "70"), "--ckpt_path", str(ckpt)])  # fmt: skip
     assert resumed.trainer.global_step == 70 and resumed.model.hparams.n_kv_head == 1
 

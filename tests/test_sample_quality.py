@@ -134,6 +134,20 @@ def test_the_quality_command_scores_a_checkpoint_samples_and_the_calibration_set
     assert len(noisy) == len(quality.NOISE_LEVELS)
 
 
+@pytest.mark.slow
+def test_the_quality_command_sweeps_guidance_and_plots_accuracy_against_distance(tmp_path, tiny_mnist, judge_file, capsys):
+    args = ddpm_args(tmp_path, tiny_mnist, "--trainer.max_steps", "2", "--model.num_classes", "10")
+    ckpt = train.LabCLI(args=["fit", *args]).trainer.checkpoint_callback.last_model_path
+    capsys.readouterr()
+    plot = tmp_path / "guidance.png"
+    quality.main([ckpt, "--data", str(tiny_mnist), "--classifier", str(judge_file), "--num_samples", "20",
+                  "--steps", "2", "--guidance_scale", "0", "2", "--plot", str(plot)])  # fmt: skip
+    unguided, guided = json.loads(capsys.readouterr().out)
+    assert (unguided["guidance_scale"], guided["guidance_scale"]) == (0.0, 2.0)
+    assert 0 <= unguided["accuracy"] <= 1 and unguided["fid"] != guided["fid"]  # the guidance changed the samples
+    assert plot.stat().st_size > 10_000
+
+
 def test_the_quality_command_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit, match="MNIST not found in data_dir"):
         quality.main([str(tmp_path / "samples.pt"), "--data", str(tmp_path)])
