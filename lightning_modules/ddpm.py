@@ -1,6 +1,7 @@
 """DDPM: a denoising diffusion model (Ho et al. 2020) on small images, and how it trains and samples."""
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from errors import UserInputError
+from lightning_modules.lr_schedule import warmup_cosine
 from lightning_modules.noise_schedule import NoiseSchedule, SamplerStep, ScheduleKind
 from lightning_modules.unet import UNet
 
@@ -19,7 +21,9 @@ class DDPM(pl.LightningModule):
     """A `UNet` that predicts the noise in x_t, trained with the simple epsilon-MSE loss, and a `NoiseSchedule`.
 
     Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
-    documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched.
+    documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched. The learning
+    rate warms up over `warmup_steps`, then stays constant as in DDPM or, with `lr_decay_steps`, follows a
+    half cosine down to `min_lr` (see `configure_optimizers`).
 
     `num_classes > 0` makes it class-conditional with classifier-free guidance (Ho and Salimans, 2022): the
     U-Net also sees each image's label (the second element of a batch), and in a share `cond_drop_prob` of
@@ -45,6 +49,8 @@ class DDPM(pl.LightningModule):
         noise_schedule: ScheduleKind = "linear",
         learning_rate: float = 2e-4,
         warmup_steps: int = 100,
+        lr_decay_steps: int | None = None,
+        min_lr: float = 0.0,
         disable_residual: bool = False,
         disable_time_emb: bool = False,
         num_classes: int = 0,
@@ -58,6 +64,7 @@ class DDPM(pl.LightningModule):
     ) -> None:
         super().__init__()
         _check_config(image_size, in_channels, base_channels, channel_mults, dropout, learning_rate, warmup_steps)
+        _check_lr_decay(learning_rate, warmup_steps, lr_decay_steps, min_lr)
         if num_classes < 0 or not 0.0 <= cond_drop_prob < 1.0:
             raise UserInputError(
                 f"num_classes must be 0 (unconditional) or more and cond_drop_prob in [0, 1), "
@@ -140,10 +147,22 @@ class DDPM(pl.LightningModule):
         self.log("test_loss", loss, sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
-        # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM.
-        warmup = self.hparams.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate)
+        if hp.lr_decay_steps is None:
+            # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM.
+            warmup = hp.warmup_steps
+            scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1 / (warmup + 1), total_iters=warmup)
+        else:
+            # The same warm-up, then a half cosine down to `min_lr` at step `lr_decay_steps`: a short run ends
+            # on small steps, which its last weights (and their EMA) are the better for.
+            schedule = partial(
+                warmup_cosine,
+                warmup_steps=hp.warmup_steps,
+                decay_steps=hp.lr_decay_steps,
+                min_lr_ratio=hp.min_lr / hp.learning_rate,
+            )
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---- sampling -------------------------------------------------------------------------------
@@ -331,6 +350,16 @@ def _check_config(
         raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
     if warmup_steps < 0:
         raise UserInputError(f"warmup_steps must be 0 or more, got {warmup_steps}.")
+
+
+def _check_lr_decay(learning_rate: float, warmup_steps: int, lr_decay_steps: int | None, min_lr: float) -> None:
+    if lr_decay_steps is not None and lr_decay_steps <= warmup_steps:
+        raise UserInputError(
+            f"lr_decay_steps must be larger than warmup_steps ({warmup_steps}), got {lr_decay_steps}; "
+            f"leave it unset (null) for a constant rate after the warm-up."
+        )
+    if not 0.0 <= min_lr <= learning_rate:
+        raise UserInputError(f"min_lr must be between 0 and learning_rate ({learning_rate}), got {min_lr}.")
 
 
 def _check_sampling(num_samples: int, steps: int | None, eta: float, timesteps: int) -> None:

@@ -58,6 +58,8 @@ def test_defaults_follow_the_plan_and_keep_sampling_settings_out_of_hparams():
         ({"sample_steps": 21}, r"sample_steps must be between 1 and timesteps \(20\)"),
         ({"eta": 1.5}, r"eta must be in \[0, 1\]"),
         ({"num_samples": 0}, "num_samples must be a positive integer"),
+        ({"warmup_steps": 10, "lr_decay_steps": 10}, r"lr_decay_steps must be larger than warmup_steps \(10\)"),
+        ({"learning_rate": 1e-3, "lr_decay_steps": 500, "min_lr": 2e-3}, r"min_lr must be between 0 and learning_rate"),
     ],
 )
 def test_bad_settings_are_user_errors(kwargs, message):
@@ -78,6 +80,32 @@ def test_cosine_schedule_changes_the_noise_but_not_the_network():
     assert not torch.allclose(linear.schedule.alphas_cumprod, cosine.schedule.alphas_cumprod)
     x0, t, noise = squares(4), torch.full((4,), 10), torch.randn(4, 1, 28, 28)
     assert not torch.allclose(linear.schedule.q_sample(x0, t, noise), cosine.schedule.q_sample(x0, t, noise))
+
+
+def learning_rates(model: DDPM, steps: int) -> list[float]:
+    optimizer_and_scheduler = model.configure_optimizers()
+    optimizer, scheduler = optimizer_and_scheduler["optimizer"], optimizer_and_scheduler["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_learning_rate_warms_up_then_stays_constant_by_default():
+    rates = learning_rates(tiny_ddpm(learning_rate=1e-3, warmup_steps=4), 12)
+    assert rates[:5] == pytest.approx([1e-3 * (i + 1) / 5 for i in range(5)])
+    assert rates[4:] == pytest.approx([1e-3] * 8)
+
+
+def test_lr_decay_steps_follow_a_cosine_down_to_min_lr_after_the_same_warm_up():
+    model = tiny_ddpm(learning_rate=1e-3, warmup_steps=4, lr_decay_steps=14, min_lr=1e-4)
+    rates = learning_rates(model, 20)
+    assert rates[:5] == pytest.approx([1e-3 * (i + 1) / 5 for i in range(5)])
+    assert rates[9] == pytest.approx((1e-3 + 1e-4) / 2)  # halfway through the decay
+    assert all(a > b for a, b in zip(rates[4:14], rates[5:15]))
+    assert rates[14:] == pytest.approx([1e-4] * 6)
 
 
 def test_switches_reach_the_unet():
