@@ -176,7 +176,7 @@ def _describe(result: RunResult, seed: int | None, model: str) -> dict:
 
 def _sample_quality(model: DDPM, judge: SampleQuality, num_samples: int) -> dict[str, float]:
     """The trained (EMA) model's samples scored by the lab's classifier: 50-step DDIM from seed 0."""
-    settings = argparse.Namespace(num_samples=num_samples, eta=0.0, seed=0)
+    settings = argparse.Namespace(num_samples=num_samples, eta=0.0, seed=0, precision="32")
     images, labels, _ = quality.sample(model, settings, steps=50)
     return quality.score(judge, images, labels)
 

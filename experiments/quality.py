@@ -2,6 +2,7 @@
 
     python -m experiments.quality CKPT --num_samples 1000 --steps 50 --data ../shared/data
     python -m experiments.quality CKPT --steps ancestral 100 50 20 10     # compare samplers, with their times
+    python -m experiments.quality CKPT --precision bf16-mixed     # sample under bf16 autocast: faster on a CPU
     python -m experiments.quality CKPT --guidance_scale 0 1 3 5 --plot guidance.png   # conditional: also accuracy
     python -m experiments.quality path/to/samples.pt --data ../shared/data   # what `train.py predict` wrote
     python -m experiments.quality --calibrate --num_samples 1000 --data ../shared/data
@@ -68,13 +69,15 @@ def sample(
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """`num_samples` images from `model` with one sampler, their labels (conditional models), and the seconds."""
     labels = model.sampling_labels(None, args.num_samples)
+    bf16 = args.precision == "bf16-mixed"
     start = time.perf_counter()
     images = []
     for i in range(0, args.num_samples, BATCH):
         share = labels[i : i + BATCH] if labels is not None else None
         count = min(BATCH, args.num_samples - i)
-        images.append(model.sample(count, steps, args.eta, seed=args.seed + i, labels=share,
-                                   guidance_scale=guidance_scale))  # fmt: skip
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            images.append(model.sample(count, steps, args.eta, seed=args.seed + i, labels=share,
+                                       guidance_scale=guidance_scale))  # fmt: skip
     return torch.cat(images).cpu(), labels, time.perf_counter() - start
 
 
@@ -89,7 +92,8 @@ def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace
             images, labels, seconds = sample(model, args, steps, scale)
             ancestral = f"DDPM ancestral, {model.hparams.timesteps} steps"
             sampler = ancestral if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
-            result = {"source": str(path), "sampler": sampler, **score(metric, images, labels)}
+            result = {"source": str(path), "sampler": sampler, "precision": args.precision}
+            result |= score(metric, images, labels)
             result["seconds"] = round(seconds, 1)
             if model.conditional:
                 result["guidance_scale"] = scale if scale is not None else model.guidance_scale
@@ -147,6 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", nargs="+", default=["50"],
                         help="DDIM steps, or `ancestral` for the full sampler; several compare samplers")  # fmt: skip
     parser.add_argument("--eta", type=float, default=0.0)
+    parser.add_argument("--precision", choices=["32", "bf16-mixed"], default="32",
+                        help="sample in fp32, or under bf16 autocast (about 2x faster on CPUs with AVX-512 bf16 "
+                             "or AMX; scores agree within the seed-to-seed spread, see docs/ddpm.md)")  # fmt: skip
     parser.add_argument("--guidance_scale", type=float, nargs="+",
                         help="classifier-free guidance, one or several to compare (default: the model's)")  # fmt: skip
     parser.add_argument("--plot", help="with several guidance scales: draw accuracy against Frechet distance here")

@@ -1,6 +1,7 @@
 """Sample quality: the judge (MNIST classifier), the metric on sets of known quality, and the callback's tags."""
 
 import json
+from argparse import Namespace
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import train
 from experiments import quality
-from lightning_modules import MNISTClassifier
+from lightning_modules import DDPM, MNISTClassifier
 from lightning_modules.mnist_classifier import WEIGHTS
 from metrics import SampleQuality
 from tiny_runs import ddpm_args
@@ -120,6 +121,9 @@ def test_the_quality_command_scores_a_checkpoint_samples_and_the_calibration_set
     quality.main([ckpt, *common, "--steps", "3", "ancestral"])
     ddim, ancestral = json.loads(capsys.readouterr().out)
     assert ddim["sampler"] == "DDIM, 3 steps, eta 0.0" and ancestral["sampler"].startswith("DDPM ancestral")
+    assert ddim["precision"] == "32"
+    quality.main([ckpt, *common, "--steps", "3", "--precision", "bf16-mixed"])
+    assert json.loads(capsys.readouterr().out)["precision"] == "bf16-mixed"
     assert ddim["num_samples"] == 12 and ddim["fid"] > 0 and 0 < ddim["confidence"] <= 1 and ddim["seconds"] >= 0
 
     samples = tmp_path / "samples.pt"
@@ -146,6 +150,15 @@ def test_the_quality_command_sweeps_guidance_and_plots_accuracy_against_distance
     assert (unguided["guidance_scale"], guided["guidance_scale"]) == (0.0, 2.0)
     assert 0 <= unguided["accuracy"] <= 1 and unguided["fid"] != guided["fid"]  # the guidance changed the samples
     assert plot.stat().st_size > 10_000
+
+
+def test_bf16_sampling_draws_nearly_the_same_images_as_fp32():
+    torch.manual_seed(0)
+    model = DDPM(base_channels=8, channel_mults=(1, 2), timesteps=20)
+    draw = {p: quality.sample(model, Namespace(num_samples=4, eta=0.0, seed=0, precision=p), steps=5)[0]
+            for p in ("32", "bf16-mixed")}  # fmt: skip
+    difference = (draw["32"] - draw["bf16-mixed"]).abs()
+    assert 0 < difference.max() < 0.1  # autocast was on, and the same noise led to the same images
 
 
 def test_the_quality_command_says_what_is_missing(tmp_path, capsys):
