@@ -23,7 +23,8 @@ class DDPM(pl.LightningModule):
     Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
     documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched. The learning
     rate warms up over `warmup_steps`, then stays constant as in DDPM or, with `lr_decay_steps`, follows a
-    half cosine down to `min_lr` (see `configure_optimizers`).
+    half cosine down to `min_lr` (see `configure_optimizers`). `min_snr_gamma` weights the training loss by
+    noise level (see `loss_weights`).
 
     `num_classes > 0` makes it class-conditional with classifier-free guidance (Ho and Salimans, 2022): the
     U-Net also sees each image's label (the second element of a batch), and in a share `cond_drop_prob` of
@@ -51,6 +52,7 @@ class DDPM(pl.LightningModule):
         warmup_steps: int = 100,
         lr_decay_steps: int | None = None,
         min_lr: float = 0.0,
+        min_snr_gamma: float | None = None,
         disable_residual: bool = False,
         disable_time_emb: bool = False,
         num_classes: int = 0,
@@ -65,6 +67,8 @@ class DDPM(pl.LightningModule):
         super().__init__()
         _check_config(image_size, in_channels, base_channels, channel_mults, dropout, learning_rate, warmup_steps)
         _check_lr_decay(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        if min_snr_gamma is not None and min_snr_gamma <= 0:
+            raise UserInputError(f"min_snr_gamma must be positive (or null: no weighting), got {min_snr_gamma}.")
         if num_classes < 0 or not 0.0 <= cond_drop_prob < 1.0:
             raise UserInputError(
                 f"num_classes must be 0 (unconditional) or more and cond_drop_prob in [0, 1), "
@@ -113,9 +117,25 @@ class DDPM(pl.LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x0 = batch[0]
         t = torch.randint(0, self.hparams.timesteps, (x0.size(0),), device=x0.device)
-        loss = self._loss_fn(x0, t, torch.randn_like(x0), self.drop_labels(batch))
+        losses = self._loss_fn(x0, t, torch.randn_like(x0), self.drop_labels(batch), per_image=True)
+        loss = (self.loss_weights(t) * losses).mean()
         self.log("train_loss", loss, prog_bar=True)
         return loss
+
+    def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
+        """How much each timestep's loss counts in training: 1 everywhere (DDPM's L_simple), or with
+        `min_snr_gamma` the Min-SNR-gamma weights min(SNR_t, gamma) / SNR_t (Hang et al. 2023).
+
+        Near t = 0 the noise hides behind an almost clean digit: its loss is the largest and dominates the
+        mean, though those steps only polish details. Min-SNR caps their weight at gamma / SNR_t (1 wherever
+        SNR_t <= gamma), so training spends more of its effort on the noise levels that shape the digit. The
+        validation loss stays unweighted, so runs with and without it compare.
+        """
+        gamma = self.hparams.min_snr_gamma
+        if gamma is None:
+            return torch.ones_like(t, dtype=torch.float32)
+        snr = self.schedule.snr[t]
+        return snr.clamp(max=gamma) / snr
 
     def drop_labels(self, batch: list[torch.Tensor]) -> torch.Tensor | None:
         """The batch's labels for a conditional model, each replaced by the "no label" token with probability

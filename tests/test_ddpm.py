@@ -60,6 +60,7 @@ def test_defaults_follow_the_plan_and_keep_sampling_settings_out_of_hparams():
         ({"num_samples": 0}, "num_samples must be a positive integer"),
         ({"warmup_steps": 10, "lr_decay_steps": 10}, r"lr_decay_steps must be larger than warmup_steps \(10\)"),
         ({"learning_rate": 1e-3, "lr_decay_steps": 500, "min_lr": 2e-3}, r"min_lr must be between 0 and learning_rate"),
+        ({"min_snr_gamma": 0.0}, "min_snr_gamma must be positive"),
     ],
 )
 def test_bad_settings_are_user_errors(kwargs, message):
@@ -106,6 +107,34 @@ def test_lr_decay_steps_follow_a_cosine_down_to_min_lr_after_the_same_warm_up():
     assert rates[9] == pytest.approx((1e-3 + 1e-4) / 2)  # halfway through the decay
     assert all(a > b for a, b in zip(rates[4:14], rates[5:15]))
     assert rates[14:] == pytest.approx([1e-4] * 6)
+
+
+def test_min_snr_gamma_caps_the_weight_of_low_noise_steps_and_leaves_the_rest_at_one():
+    model = tiny_ddpm(min_snr_gamma=5.0)
+    t = torch.arange(20)
+    weights, snr = model.loss_weights(t), model.schedule.snr
+    assert snr[0] > 5 > snr[-1]  # the tiny schedule has steps on both sides of gamma
+    torch.testing.assert_close(weights[snr <= 5], torch.ones(int((snr <= 5).sum())))
+    torch.testing.assert_close(weights[snr > 5], 5 / snr[snr > 5])
+    assert torch.all(weights[1:] >= weights[:-1])  # more noise, more weight, up to 1
+    assert torch.equal(tiny_ddpm().loss_weights(t), torch.ones(20))  # off by default: DDPM's L_simple
+
+
+def test_min_snr_gamma_weights_the_training_loss_but_not_the_validation_loss():
+    x0, batch = squares(8), [squares(8)]
+    plain, weighted = tiny_ddpm(), tiny_ddpm(min_snr_gamma=1.0)
+    torch.manual_seed(1)
+    plain_loss = plain.training_step(batch, 0)
+    torch.manual_seed(1)
+    weighted_loss = weighted.training_step(batch, 0)
+    torch.manual_seed(1)
+    t = torch.randint(0, 20, (8,))
+    losses = plain.loss(x0, t, torch.randn_like(x0), per_image=True)
+    torch.testing.assert_close(plain_loss, losses.mean())
+    torch.testing.assert_close(weighted_loss, (weighted.loss_weights(t) * losses).mean())
+    assert weighted_loss < plain_loss
+    val = [model._fixed_noise_losses(batch, 0)["losses"] for model in (plain, weighted)]
+    assert torch.equal(*val)
 
 
 def test_switches_reach_the_unet():
