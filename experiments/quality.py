@@ -108,10 +108,11 @@ def plot_guidance(results: list[dict], path: Path) -> None:
     ax.plot([r["fid"] for r in results], [r["accuracy"] for r in results], marker="o")
     for r in results:
         point = (r["fid"], r["accuracy"])
-        ax.annotate(f"w = {r['guidance_scale']:g}", point, textcoords="offset points", xytext=(6, -4))
+        ax.annotate(f"w = {r['guidance_scale']:g}", point, textcoords="offset points", xytext=(6, -12))
     ax.set_xlabel(f"Frechet distance to MNIST test digits ({results[0]['num_samples']:,} samples; lower is better)")
     ax.set_ylabel("accuracy: drawn as the digit asked for")
     ax.set_title("Classifier-free guidance")
+    ax.margins(0.15)  # room for the labels
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
