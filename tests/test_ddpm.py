@@ -137,6 +137,23 @@ def test_min_snr_gamma_weights_the_training_loss_but_not_the_validation_loss():
     assert torch.equal(*val)
 
 
+def test_a_checkpoint_from_before_the_recipe_settings_loads_with_a_constant_rate_and_plain_loss(tmp_path):
+    model = tiny_ddpm(learning_rate=1e-3)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8))
+    trainer.save_checkpoint(tmp_path / "old.ckpt")
+    checkpoint = torch.load(tmp_path / "old.ckpt", weights_only=True)
+    for added_later in ("lr_decay_steps", "min_lr", "min_snr_gamma"):
+        del checkpoint["hyper_parameters"][added_later]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    loaded = DDPM.load_from_checkpoint(tmp_path / "old.ckpt", map_location="cpu")
+    assert (loaded.hparams.lr_decay_steps, loaded.hparams.min_snr_gamma) == (None, None)
+    assert learning_rates(loaded, 110)[100:] == pytest.approx([1e-3] * 10)
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value)
+
+
 def test_switches_reach_the_unet():
     model = tiny_ddpm(disable_residual=True, disable_time_emb=True)
     assert model.unet.time_mlp is None
