@@ -18,7 +18,7 @@ OnStep = Callable[[int, torch.Tensor, SamplerStep], None]  # (t, x_t, the sample
 
 
 class DDPM(pl.LightningModule):
-    """A `UNet` that predicts the noise in x_t, trained with the simple epsilon-MSE loss, and a `NoiseSchedule`.
+    """A `UNet` that predicts the noise in x_t, trained with the epsilon-MSE loss, and a `NoiseSchedule`.
 
     Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
     documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched. The learning
@@ -129,13 +129,12 @@ class DDPM(pl.LightningModule):
         Near t = 0 the noise hides behind an almost clean digit: its loss is the largest and dominates the
         mean, though those steps only polish details. Min-SNR caps their weight at gamma / SNR_t (1 wherever
         SNR_t <= gamma), so training spends more of its effort on the noise levels that shape the digit. The
-        validation loss stays unweighted, so runs with and without it compare.
+        validation loss stays unweighted, so runs with and without it compare (`train_loss` is the weighted one).
         """
         gamma = self.hparams.min_snr_gamma
         if gamma is None:
             return torch.ones_like(t, dtype=torch.float32)
-        snr = self.schedule.snr[t]
-        return snr.clamp(max=gamma) / snr
+        return (gamma / self.schedule.snr[t]).clamp(max=1.0)  # = min(SNR_t, gamma) / SNR_t, and 1 at SNR 0
 
     def drop_labels(self, batch: list[torch.Tensor]) -> torch.Tensor | None:
         """The batch's labels for a conditional model, each replaced by the "no label" token with probability
@@ -279,7 +278,8 @@ class DDPM(pl.LightningModule):
         if labels is None or guidance_scale == 0:
             return self(x_t, t, labels)
         no_label = torch.full_like(labels, self.unet.null_label)
-        eps_cond, eps_uncond = self(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, no_label])).chunk(2)
+        eps = self(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, no_label])).float()
+        eps_cond, eps_uncond = eps.chunk(2)  # in float32 even under autocast: w scales their small difference
         return (1 + guidance_scale) * eps_cond - guidance_scale * eps_uncond
 
     def sampling_labels(self, labels: torch.Tensor | list[int] | None, num_samples: int) -> torch.Tensor | None:
@@ -380,6 +380,8 @@ def _check_lr_decay(learning_rate: float, warmup_steps: int, lr_decay_steps: int
         )
     if not 0.0 <= min_lr <= learning_rate:
         raise UserInputError(f"min_lr must be between 0 and learning_rate ({learning_rate}), got {min_lr}.")
+    if lr_decay_steps is None and min_lr != 0.0:
+        raise UserInputError(f"min_lr ({min_lr}) is where a decay ends: set lr_decay_steps too, or leave min_lr out.")
 
 
 def _check_sampling(num_samples: int, steps: int | None, eta: float, timesteps: int) -> None:

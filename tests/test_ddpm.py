@@ -61,6 +61,7 @@ def test_defaults_follow_the_plan_and_keep_sampling_settings_out_of_hparams():
         ({"warmup_steps": 10, "lr_decay_steps": 10}, r"lr_decay_steps must be larger than warmup_steps \(10\)"),
         ({"learning_rate": 1e-3, "lr_decay_steps": 500, "min_lr": 2e-3}, r"min_lr must be between 0 and learning_rate"),
         ({"min_snr_gamma": 0.0}, "min_snr_gamma must be positive"),
+        ({"min_lr": 1e-5}, r"min_lr \(1e-05\) is where a decay ends: set lr_decay_steps too"),
     ],
 )
 def test_bad_settings_are_user_errors(kwargs, message):
@@ -149,6 +150,7 @@ def test_a_checkpoint_from_before_the_recipe_settings_loads_with_a_constant_rate
     torch.save(checkpoint, tmp_path / "old.ckpt")
     loaded = DDPM.load_from_checkpoint(tmp_path / "old.ckpt", map_location="cpu")
     assert (loaded.hparams.lr_decay_steps, loaded.hparams.min_snr_gamma) == (None, None)
+    assert torch.equal(loaded.loss_weights(torch.arange(20)), torch.ones(20))
     assert learning_rates(loaded, 110)[100:] == pytest.approx([1e-3] * 10)
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value)

@@ -152,9 +152,10 @@ def test_the_quality_command_sweeps_guidance_and_plots_accuracy_against_distance
     assert plot.stat().st_size > 10_000
 
 
-def test_bf16_sampling_draws_nearly_the_same_images_as_fp32():
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_bf16_sampling_draws_nearly_the_same_images_as_fp32(num_classes):
     torch.manual_seed(0)
-    model = DDPM(base_channels=8, channel_mults=(1, 2), timesteps=20)
+    model = DDPM(base_channels=8, channel_mults=(1, 2), timesteps=20, num_classes=num_classes, guidance_scale=3.0)
     draw = {p: quality.sample(model, Namespace(num_samples=4, eta=0.0, seed=0, precision=p), steps=5)[0]
             for p in ("32", "bf16-mixed")}  # fmt: skip
     difference = (draw["32"] - draw["bf16-mixed"]).abs()
