@@ -184,6 +184,21 @@ class DDPM(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume a run under the other kind of learning-rate schedule: the saved scheduler state
+        (constant after warm-up, or cosine with `lr_decay_steps`) would not fit the one configured now."""
+        saved = checkpoint.get("lr_schedulers") or [{}]
+        if not saved[0]:
+            return
+        saved_decays = "lr_lambdas" in saved[0]  # what LambdaLR saves; LinearLR does not
+        if saved_decays != (self.hparams.lr_decay_steps is not None):
+            kind = "a cosine decay (lr_decay_steps set)" if saved_decays else "a constant rate (lr_decay_steps null)"
+            saved_lr_decay = checkpoint.get("hyper_parameters", {}).get("lr_decay_steps") or "null"
+            raise UserInputError(
+                f"This checkpoint was trained with {kind}: resume it with the same lr_decay_steps (e.g. "
+                f"--model.lr_decay_steps {saved_lr_decay}), or start a new run without --ckpt_path."
+            )
+
     # ---- sampling -------------------------------------------------------------------------------
 
     @torch.no_grad()

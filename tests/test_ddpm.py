@@ -156,6 +156,22 @@ def test_a_checkpoint_from_before_the_recipe_settings_loads_with_a_constant_rate
         assert torch.equal(loaded.state_dict()[name], value)
 
 
+def test_resuming_under_the_other_kind_of_learning_rate_schedule_is_refused(tmp_path):
+    for lr_decay_steps in (None, 200):
+        model = tiny_ddpm(lr_decay_steps=lr_decay_steps)
+        trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8))
+        trainer.save_checkpoint(tmp_path / "run.ckpt")
+        checkpoint = torch.load(tmp_path / "run.ckpt", weights_only=True)
+        tiny_ddpm(lr_decay_steps=lr_decay_steps).on_load_checkpoint(checkpoint)  # the same kind resumes
+        other = 300 if lr_decay_steps is None else None
+        expected = "constant rate" if lr_decay_steps is None else "cosine decay"
+        message = rf"trained with a {expected}.*--model.lr_decay_steps {lr_decay_steps or 'null'}"
+        with pytest.raises(UserInputError, match=message):
+            tiny_ddpm(lr_decay_steps=other).on_load_checkpoint(checkpoint)
+
+
 def test_switches_reach_the_unet():
     model = tiny_ddpm(disable_residual=True, disable_time_emb=True)
     assert model.unet.time_mlp is None
