@@ -5,6 +5,7 @@ from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.trainer.states import TrainerFn
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -185,10 +186,12 @@ class DDPM(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to resume a run under the other kind of learning-rate schedule: the saved scheduler state
-        (constant after warm-up, or cosine with `lr_decay_steps`) would not fit the one configured now."""
+        """Refuse to resume training under the other kind of learning-rate schedule: the saved scheduler state
+        (constant after warm-up, or cosine with `lr_decay_steps`) would not fit the one configured now.
+        Sampling, validating or testing any checkpoint is fine."""
         saved = checkpoint.get("lr_schedulers") or [{}]
-        if not saved[0]:
+        resuming = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
+        if not resuming or not saved[0]:
             return
         saved_decays = "lr_lambdas" in saved[0]  # what LambdaLR saves; LinearLR does not
         if saved_decays != (self.hparams.lr_decay_steps is not None):

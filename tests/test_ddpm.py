@@ -156,20 +156,22 @@ def test_a_checkpoint_from_before_the_recipe_settings_loads_with_a_constant_rate
         assert torch.equal(loaded.state_dict()[name], value)
 
 
-def test_resuming_under_the_other_kind_of_learning_rate_schedule_is_refused(tmp_path):
-    for lr_decay_steps in (None, 200):
-        model = tiny_ddpm(lr_decay_steps=lr_decay_steps)
-        trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+def test_resuming_under_the_other_kind_of_learning_rate_schedule_is_refused_but_sampling_is_not(tmp_path):
+    def fit(model: DDPM, steps: int, ckpt_path: Path | None = None) -> pl.Trainer:
+        trainer = pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-        trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8))
-        trainer.save_checkpoint(tmp_path / "run.ckpt")
-        checkpoint = torch.load(tmp_path / "run.ckpt", weights_only=True)
-        tiny_ddpm(lr_decay_steps=lr_decay_steps).on_load_checkpoint(checkpoint)  # the same kind resumes
-        other = 300 if lr_decay_steps is None else None
+        trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8), ckpt_path=ckpt_path)
+        return trainer
+
+    for lr_decay_steps, other in ((None, 300), (200, None)):
+        fit(tiny_ddpm(lr_decay_steps=lr_decay_steps), 1).save_checkpoint(tmp_path / "run.ckpt")
+        assert fit(tiny_ddpm(lr_decay_steps=lr_decay_steps), 2, tmp_path / "run.ckpt").global_step == 2
         expected = "constant rate" if lr_decay_steps is None else "cosine decay"
         message = rf"trained with a {expected}.*--model.lr_decay_steps {lr_decay_steps or 'null'}"
         with pytest.raises(UserInputError, match=message):
-            tiny_ddpm(lr_decay_steps=other).on_load_checkpoint(checkpoint)
+            fit(tiny_ddpm(lr_decay_steps=other), 2, tmp_path / "run.ckpt")
+        checkpoint = torch.load(tmp_path / "run.ckpt", weights_only=True)
+        tiny_ddpm(lr_decay_steps=other).on_load_checkpoint(checkpoint)  # no training: loads for sampling
 
 
 def test_switches_reach_the_unet():
