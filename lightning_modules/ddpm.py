@@ -5,9 +5,9 @@ from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.trainer.states import TrainerFn
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from tqdm import tqdm
 
 from errors import UserInputError
@@ -170,7 +170,8 @@ class DDPM(pl.LightningModule):
         hp = self.hparams
         optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate)
         if hp.lr_decay_steps is None:
-            # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM.
+            # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM. (LinearLR, as
+            # before the decay existed, so that runs saved then resume with their scheduler's state.)
             warmup = hp.warmup_steps
             scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1 / (warmup + 1), total_iters=warmup)
         else:
@@ -189,11 +190,11 @@ class DDPM(pl.LightningModule):
         """Refuse to resume training under the other kind of learning-rate schedule: the saved scheduler state
         (constant after warm-up, or cosine with `lr_decay_steps`) would not fit the one configured now.
         Sampling, validating or testing any checkpoint is fine."""
-        saved = checkpoint.get("lr_schedulers") or [{}]
+        schedulers = checkpoint.get("lr_schedulers")
         resuming = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
-        if not resuming or not saved[0]:
+        if not resuming or not schedulers:
             return
-        saved_decays = "lr_lambdas" in saved[0]  # what LambdaLR saves; LinearLR does not
+        saved_decays = "lr_lambdas" in schedulers[0]  # what LambdaLR saves; LinearLR does not
         if saved_decays != (self.hparams.lr_decay_steps is not None):
             kind = "a cosine decay (lr_decay_steps set)" if saved_decays else "a constant rate (lr_decay_steps null)"
             saved_lr_decay = checkpoint.get("hyper_parameters", {}).get("lr_decay_steps") or "null"
