@@ -157,8 +157,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="DDIM steps, or `ancestral` for the full sampler; several compare samplers")  # fmt: skip
     parser.add_argument("--eta", type=float, default=0.0)
     parser.add_argument("--precision", choices=["32", "bf16-mixed"], default="32",
-                        help="sample in fp32, or under bf16 autocast (2.3x faster on CPUs with AVX-512 bf16 or "
-                             "AMX; the Frechet distance came out 3%% higher here, see docs/ddpm.md)")  # fmt: skip
+                        help="sample in fp32, or under bf16 autocast (about 2x faster on CPUs with AVX-512 bf16 "
+                             "or AMX; Frechet distances within 3%% of fp32 here, see docs/ddpm.md)")  # fmt: skip
     parser.add_argument("--guidance_scale", type=float, nargs="+",
                         help="classifier-free guidance, one or several to compare (default: the model's)")  # fmt: skip
     parser.add_argument("--plot", help="with several guidance scales: draw accuracy against Frechet distance here")
