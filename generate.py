@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from checkpoint_io import read_checkpoint
+from checkpoints import read_checkpoint
 from errors import UserInputError
 from lightning_modules import GPT2Mini
 

@@ -12,8 +12,8 @@ import logging
 import re
 import sys
 import tempfile
-from argparse import ArgumentError
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,26 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from callbacks import CheckpointExtras, DivergenceGuard, FinalValidation, StepProgressBar
-from checkpoint_io import read_checkpoint
+from checkpoints import read_checkpoint
 from errors import UserInputError
 
-# Messages from the libraries that a learner can do nothing about, silenced by message and module; warnings
-# about the user's own settings still show.
-# Data loads in-process by default (num_workers: 0), which Lightning warns about on every run:
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-# Lightning 2.6's own use of a torch API that newer torch deprecates:
-warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", module=r"lightning\.pytorch\.utilities\._pytree")
-# A resumed run (or predict) logs to a new version_N folder, where the best checkpoint is tracked anew:
-warnings.filterwarnings("ignore", "The dirpath has changed from", module=r"lightning\.pytorch\.callbacks\.model_checkpoint")
-# The model summary's size estimate under bf16-mixed:
-warnings.filterwarnings("ignore", "Precision bf16-mixed is not supported by the model summary")
-# Advertisements for Lightning's cloud services at the start of every run:
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡 Tip:" not in record.getMessage())
+def quiet_library_messages() -> None:
+    """Silence, by message and module, what the libraries say that a learner can do nothing about; warnings
+    about the user's own settings still show. Called while a `LabCLI` runs, inside `warnings.catch_warnings`,
+    so importing this module (or the lab's packages) changes no global filter."""
+    # Data loads in-process by default (num_workers: 0), which Lightning warns about on every run:
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Lightning 2.6's own use of a torch API that newer torch deprecates:
+    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", module=r"lightning\.pytorch\.utilities\._pytree")
+    # A resumed run (or predict) logs to a new version_N folder, where the best checkpoint is tracked anew:
+    warnings.filterwarnings("ignore", "The dirpath has changed from", module=r"lightning\.pytorch\.callbacks\.model_checkpoint")
+    # The model summary's size estimate under bf16-mixed:
+    warnings.filterwarnings("ignore", "Precision bf16-mixed is not supported by the model summary")
+
+
+def _no_cloud_tips(record: logging.LogRecord) -> bool:
+    """Lightning's advertisements for its cloud services, at the start of every run, left out."""
+    return "💡 Tip:" not in record.getMessage()
 
 
 class LabCLI(LightningCLI):
@@ -54,9 +59,16 @@ class LabCLI(LightningCLI):
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
         defaults = {
             "callbacks": [CheckpointExtras(), DivergenceGuard(), FinalValidation()],
-            "plugins": {"class_path": "checkpoint_io.AtomicCheckpointIO", "init_args": {"background": True}},
+            "plugins": {"class_path": "checkpoints.AtomicCheckpointIO", "init_args": {"background": True}},
         }
-        super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
+        lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        lightning_log.addFilter(_no_cloud_tips)
+        try:
+            with warnings.catch_warnings():
+                quiet_library_messages()
+                super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
+        finally:
+            lightning_log.removeFilter(_no_cloud_tips)
 
     def add_arguments_to_parser(self, parser) -> None:
         # The text decides the vocabulary, and the (possibly shortened) window decides the context length.

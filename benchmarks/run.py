@@ -21,13 +21,14 @@ import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 MNIST_ROOT = REPO.parent / "shared" / "data"
-GPT_CONFIG = REPO / "configs" / "gpt2_mini_shakespeare.yaml"
+GPT_RUN, DDPM_RUN = "gpt2_mini_shakespeare", "ddpm"  # the runs of experiments.runs.CONFIGS measured here
 REPEATS = 5
 
 
@@ -40,18 +41,17 @@ class _BareLoop:
     """
 
     def __init__(self, data: str | None, folder: Path, checkpoint_every: int | None = None) -> None:
-        import lightning.pytorch as pl
-        import yaml
+        from checkpoints import AtomicCheckpointIO
+        from experiments.runs import CONFIGS, config_args
+        from train import LabCLI
 
-        from checkpoint_io import AtomicCheckpointIO
-        from datamodules import CharDataModule
-        from lightning_modules import GPT2Mini
-
-        config = yaml.safe_load(GPT_CONFIG.read_text())
-        pl.seed_everything(config["seed_everything"], verbose=False)
-        dm = CharDataModule(data_path=data, **config["data"]["init_args"])
+        # The config's model and data, built (and seeded) by train.py's own command line, without a run.
+        data_args = ["--data.data_path", data] if data else []
+        args = [*config_args(CONFIGS[GPT_RUN]), "--trainer.default_root_dir", str(folder), *data_args]
+        cli = LabCLI(args=args, run=False)
+        dm, self.model = cli.datamodule, cli.model
         self.tokens_per_step = dm.batch_size * dm.block_size
-        self.model = GPT2Mini(dm.vocab_size, block_size=dm.block_size, chars=dm.chars, **config["model"]["init_args"])
+        self.model.trainer = SimpleNamespace(estimated_stepping_batches=cli.trainer.max_steps)  # what the schedule reads
         optimization = self.model.configure_optimizers()
         self.optimizer, self.scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
         self.batches = iter(dm.train_dataloader())
@@ -60,7 +60,7 @@ class _BareLoop:
 
     def run(self, steps: int) -> float:
         """Seconds for the next `steps` steps, with any checkpoint they write on disk."""
-        from callbacks.checkpoint_extras import collect_rng_states
+        from checkpoints import collect_rng_states
 
         start = time.perf_counter()
         self.model.train()
@@ -99,6 +99,7 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
     """
     import lightning.pytorch as pl
 
+    from experiments.runs import CONFIGS, config_args
     from train import LabCLI
 
     folder = Path(_tmpdir())
@@ -126,7 +127,7 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
 
     LabCLI(
         args=[
-            "fit", "--config", str(GPT_CONFIG),
+            "fit", *config_args(CONFIGS[GPT_RUN]),
             "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.default_root_dir", str(folder / "lightning"),
@@ -155,7 +156,7 @@ def _generation(new_tokens: int) -> dict:
     from lightning_modules import GPT2Mini
 
     torch.manual_seed(0)
-    model = GPT2Mini(65, dropout=0.0).eval()
+    model = GPT2Mini(vocab_size=65, dropout=0.0).eval()
     start_token = torch.zeros(1, 1, dtype=torch.long)
     seconds, tokens = {True: float("inf"), False: float("inf")}, {}
     for _ in range(REPEATS):
@@ -236,7 +237,7 @@ def _ddpm_sampling(num_samples: int, steps: int | None) -> dict:
 OBSERVERS = ("TransformerObserver", "DiffusionObserver", "UpdateRatioLogger")
 
 
-def _observation_overhead(config: Path, data_args: list[str]) -> dict:
+def _observation_overhead(run: str, data_args: list[str]) -> dict:
     """How much the observation callbacks add to a run of `config`, over one validation interval.
 
     The run trains `val_check_interval` steps and validates once, so it holds training steps, logging
@@ -247,6 +248,7 @@ def _observation_overhead(config: Path, data_args: list[str]) -> dict:
     import lightning.pytorch as pl
     import yaml
 
+    from experiments.runs import CONFIGS, config_args
     from train import LabCLI
 
     fit_seconds = {}
@@ -259,10 +261,12 @@ def _observation_overhead(config: Path, data_args: list[str]) -> dict:
             fit_seconds["total"] = time.perf_counter() - fit_seconds["start"]
 
     folder = _tmpdir()
-    steps = yaml.safe_load(config.read_text())["trainer"]["val_check_interval"]
+    configs = CONFIGS[run]
+    intervals = [yaml.safe_load(c.read_text())["trainer"].get("val_check_interval") for c in configs]
+    steps = [interval for interval in intervals if interval is not None][-1]  # the last config's says
     cli = LabCLI(
         args=[
-            "fit", "--config", str(config), "--trainer.max_steps", str(steps), "--trainer.max_time", "null",
+            "fit", *config_args(configs), "--trainer.max_steps", str(steps), "--trainer.max_time", "null",
             "--trainer.profiler", "lightning.pytorch.profilers.SimpleProfiler",
             "--trainer.profiler.dirpath", folder, "--trainer.profiler.filename", "profile",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", folder, *data_args,
@@ -356,14 +360,13 @@ def main(argv: list[str] | None = None) -> None:
     record("DDPM sample 64 images, DDPM 1000 steps", ancestral, f"{ancestral['seconds']:,.1f} s")
     print(f"{'  DDIM speed-up':<44} {ancestral['seconds'] / ddim['seconds']:>21.1f}x")
     rows["ddim_speedup"] = {"speedup": ancestral["seconds"] / ddim["seconds"]}
-    observed_runs = [("gpt2_mini_shakespeare", GPT_CONFIG, "--data.data_path", args.data)]
-    observed_runs.append(("ddpm", REPO / "configs" / "ddpm.yaml", "--data.data_dir", args.mnist))
-    for name, config, data_option, data in observed_runs:
+    observed_runs = [(GPT_RUN, "--data.data_path", args.data), (DDPM_RUN, "--data.data_dir", args.mnist)]
+    for name, data_option, data in observed_runs:
         label = f"Observation overhead, {name}"
         if args.quick or (name == "ddpm" and data is None):
             print(f"{label:<44} {'skipped' + (' (--quick)' if args.quick else ' (no MNIST)'):>22}")
             continue
-        overhead = measure(_observation_overhead, config, [data_option, data] if data else [])
+        overhead = measure(_observation_overhead, name, [data_option, data] if data else [])
         record(label, overhead, f"+{overhead['overhead']:.1%} wall time")
 
     rows["machine"] = {

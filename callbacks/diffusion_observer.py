@@ -7,8 +7,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
-from callbacks.image_samples import ImageSampler
+from callbacks.image_samples import check_sampler
 from callbacks.periodic_sampler import PeriodicSampler
+from callbacks.tags import TRAJECTORY, VAL_LOSS_BY_T
 from errors import UserInputError
 
 
@@ -34,11 +35,8 @@ class DiffusionObserver(PeriodicSampler):
         self, buckets: int = 10, num_images: int = 4, points: int = 10, sample_steps: int = 50, seed: int = 0
     ) -> None:
         super().__init__(every_n_steps=None)
-        if min(buckets, num_images, points, sample_steps) <= 0:
-            raise UserInputError(
-                "DiffusionObserver buckets, num_images, points and sample_steps must be positive, "
-                f"got {buckets}, {num_images}, {points} and {sample_steps}."
-            )
+        if min(buckets, points) <= 0:  # the sampling settings are the model's to check (`setup`)
+            raise UserInputError(f"DiffusionObserver buckets and points must be positive, got {buckets} and {points}.")
         self.buckets = buckets
         self.num_images = num_images
         self.points = points
@@ -48,10 +46,8 @@ class DiffusionObserver(PeriodicSampler):
         self._count = torch.zeros(buckets)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not isinstance(pl_module, ImageSampler):
-            raise TypeError(f"DiffusionObserver needs a model with sample(); {type(pl_module).__name__} has none.")
+        check_sampler(self, pl_module, self.num_images, self.sample_steps)
         self.timesteps = pl_module.hparams.timesteps
-        self.sample_steps = min(self.sample_steps, self.timesteps)
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._loss_sum.zero_()
@@ -78,13 +74,13 @@ class DiffusionObserver(PeriodicSampler):
         }
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {f"val_loss_by_t/{name}": loss for name, (loss, _) in self.bucket_losses().items()}
+        metrics = {f"{VAL_LOSS_BY_T}{name}": loss for name, (loss, _) in self.bucket_losses().items()}
         if metrics:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         if isinstance(trainer.logger, TensorBoardLogger):
             grid = self.trajectory(pl_module)
-            trainer.logger.experiment.add_image("denoising/trajectory", grid, trainer.global_step)
+            trainer.logger.experiment.add_image(TRAJECTORY, grid, trainer.global_step)
 
     def trajectory(self, pl_module: pl.LightningModule) -> torch.Tensor:
         """A (3, H, W) grid: a pair of rows (x_t above predicted x0) per image, a column per moment of sampling."""

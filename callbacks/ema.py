@@ -7,6 +7,8 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from callbacks.lightning_internals import averaged_model
+
 
 class EMA(EMAWeightAveraging):
     """An exponential moving average of the weights, used by validation, sample grids, checkpoints and predict.
@@ -59,6 +61,6 @@ class EMA(EMAWeightAveraging):
         The first update then copies the weights once more (`AveragedModel` does so when nothing has been
         averaged yet), and the moving average runs from there.
         """
-        average = self._average_model  # the parent's AveragedModel, built in setup("fit"); no public accessor
+        average = averaged_model(self)
         if average is not None and int(average.n_averaged) == 0:
             average.module.load_state_dict(pl_module.state_dict())

@@ -6,6 +6,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import grad_norm
 
+from callbacks.tags import GRAD_NORM
+
 
 class GradNormLogger(pl.Callback):
     """Logs `grad_norm/total` and `grad_norm/<part>` before clipping, every `log_every_n_steps` steps.
@@ -30,8 +32,8 @@ class GradNormLogger(pl.Callback):
         parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         for key, value in norms.items():
             parts[part_of(key.split("/", 1)[1], pl_module)].append(value)
-        logged = {f"grad_norm/{part}": torch.stack(v).norm(self.norm_type).item() for part, v in parts.items()}
-        logged["grad_norm/total"] = total.item()
+        logged = {f"{GRAD_NORM}{part}": torch.stack(v).norm(self.norm_type).item() for part, v in parts.items()}
+        logged[f"{GRAD_NORM}total"] = total.item()
         # Straight to the loggers: `self.log` bookkeeping for a dozen values would cost more than the norms.
         for logger in trainer.loggers:
             logger.log_metrics(logged, step=trainer.global_step)

@@ -10,22 +10,31 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 from callbacks.periodic_sampler import PeriodicSampler
+from callbacks.tags import SAMPLES
 from errors import UserInputError
 
 
 @runtime_checkable
 class ImageSampler(Protocol):
-    """What this callback needs of a model: a way to draw images in [0, 1]."""
+    """What the image callbacks need of a model: a way to draw images in [0, 1], and to check the settings."""
 
-    def sample(
-        self,
-        num_samples: int,
-        steps: int | None = None,
-        eta: float = 0.0,
-        seed: int | None = None,
-        progress: bool = False,
-    ) -> torch.Tensor:
+    def sample(self, num_samples: int, steps: int | None, eta: float, seed: int | None) -> torch.Tensor:
         ...
+
+    def check_sampling(self, num_samples: int, steps: int | None, eta: float) -> None:
+        ...
+
+
+def check_sampler(callback: pl.Callback, pl_module: pl.LightningModule, num_samples: int, steps: int | None,
+                  eta: float = 0.0) -> None:  # fmt: skip
+    """Refuse, before anything runs, a model that cannot sample or settings it cannot follow, naming the callback."""
+    name = type(callback).__name__
+    if not isinstance(pl_module, ImageSampler):
+        raise TypeError(f"{name} needs a model with sample(); {type(pl_module).__name__} has none.")
+    try:
+        pl_module.check_sampling(num_samples, steps, eta)
+    except UserInputError as err:
+        raise UserInputError(f"{name}: {err} Change it in the config.") from None
 
 
 class ImageSampleCallback(PeriodicSampler):
@@ -33,8 +42,9 @@ class ImageSampleCallback(PeriodicSampler):
 
     The seed is fixed, so successive grids start from the same noise and show how the model changes, not
     the luck of the draw. `sample_steps` is the number of DDIM steps (None: the full ancestral sampler,
-    much slower). A class-conditional model draws the digits in turn, one column per digit. The grid goes
-    to TensorBoard's Images tab (tag `samples`) and to `<log_dir>/samples/step_XXXXXX.png`.
+    much slower). A class-conditional model draws the digits in turn, one column per digit, in whole rows
+    (`num_samples` rounded up to a multiple of its classes). The grid goes to TensorBoard's Images tab (tag
+    `samples`) and to `<log_dir>/samples/step_XXXXXX.png`.
     """
 
     def __init__(
@@ -54,22 +64,15 @@ class ImageSampleCallback(PeriodicSampler):
         self.seed = seed
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Check the sampling settings against the model before anything runs, not at the first validation end."""
-        timesteps = getattr(pl_module, "hparams", {}).get("timesteps")
-        if self.sample_steps is not None and timesteps is not None and not 1 <= self.sample_steps <= timesteps:
-            raise UserInputError(
-                f"ImageSampleCallback sample_steps ({self.sample_steps}) must be between 1 and the model's "
-                f"timesteps ({timesteps}), or null for the full sampler. Change it in the config."
-            )
+        check_sampler(self, pl_module, self.num_samples, self.sample_steps, self.eta)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not isinstance(pl_module, ImageSampler):
-            raise TypeError(f"ImageSampleCallback needs a model with sample(); {type(pl_module).__name__} has none.")
-        images = pl_module.sample(self.num_samples, self.sample_steps, self.eta, seed=self.seed)
-        classes = pl_module.hparams.get("num_classes", 0)  # a conditional model's samples cycle through them
-        grid = make_grid(images.cpu(), nrow=classes or math.ceil(math.sqrt(self.num_samples)))
+        classes = pl_module.hparams.get("num_classes", 0)
+        count = math.ceil(self.num_samples / classes) * classes if classes else self.num_samples
+        images = pl_module.sample(count, self.sample_steps, self.eta, seed=self.seed)
+        grid = make_grid(images.cpu(), nrow=classes or math.ceil(math.sqrt(count)))
         if isinstance(trainer.logger, TensorBoardLogger):
-            trainer.logger.experiment.add_image("samples", grid, trainer.global_step)
+            trainer.logger.experiment.add_image(SAMPLES, grid, trainer.global_step)
         # The logger's folder, not `trainer.log_dir`: that is a collective call under DDP, and only rank zero is here.
         log_dir = getattr(trainer.logger, "log_dir", None) or trainer.default_root_dir
         path = Path(log_dir) / "samples" / f"step_{trainer.global_step:06d}.png"

@@ -4,6 +4,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from callbacks.lightning_internals import last_saved_step, save_last_now
+
 
 class LastCheckpoint(ModelCheckpoint):
     """Writes only `last.ckpt`: every `every_n_train_steps` steps, and at the end of training.
@@ -36,9 +38,8 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The parent's own test (not in fast_dev_run or sanity checks, nor twice for one step), except that
         # a step saved before its validation is saved again.
-        validated_since = self._last_global_step_saved == trainer.global_step == self._last_validated_step
-        if not self._should_skip_saving_checkpoint(trainer) or validated_since:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        validated_since = last_saved_step(self) == trainer.global_step == self._last_validated_step
+        save_last_now(self, trainer, unless_skipped=not validated_since)
         # Every process leaves training with the files on disk (under DDP only rank zero writes them).
         _wait_for_write(trainer)
         trainer.strategy.barrier("LastCheckpoint.on_train_end")

@@ -1,10 +1,12 @@
 """A training progress bar that counts the run's steps, not one epoch's batches."""
 
+import math
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Timer, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+
+from callbacks.lightning_internals import bar_should_update
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -20,7 +22,8 @@ class StepProgressBar(TQDMProgressBar):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         bar = self.train_progress_bar
-        bar.reset(total=convert_inf(trainer.estimated_stepping_batches))
+        steps = trainer.estimated_stepping_batches
+        bar.reset(total=steps if math.isfinite(steps) else None)
         bar.initial = bar.n = trainer.global_step  # so that the rate counts only this run's steps
         bar.refresh()
         self._timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
@@ -30,7 +33,7 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any) -> None:
         bar = self.train_progress_bar
-        if self._should_update(trainer.global_step, bar.total):
+        if bar_should_update(self, trainer.global_step, bar.total):
             bar.set_description(self._description(trainer), refresh=False)
             bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.n = trainer.global_step

@@ -1,12 +1,13 @@
 """Scores a DDPM's samples while it trains: Frechet distance, confidence and class balance (metrics.SampleQuality)."""
 
 import lightning.pytorch as pl
-import torch
 
+from callbacks.image_samples import check_sampler
 from callbacks.periodic_sampler import PeriodicSampler
+from callbacks.tags import QUALITY
 from errors import UserInputError
 from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier
-from metrics.sample_quality import SampleQuality
+from metrics import SampleQuality, draw_samples
 
 
 class SampleQualityCallback(PeriodicSampler):
@@ -31,10 +32,10 @@ class SampleQualityCallback(PeriodicSampler):
         classifier: str = str(WEIGHTS),
     ) -> None:
         super().__init__(every_n_steps=None)
-        if min(num_samples, sample_steps, reference_size, batch_size) <= 0 or num_samples < 2:
+        if num_samples < 2 or min(reference_size, batch_size) <= 0:  # the sampler's settings: the model checks them
             raise UserInputError(
-                "SampleQualityCallback num_samples (at least 2), sample_steps, reference_size and batch_size must "
-                f"be positive, got {num_samples}, {sample_steps}, {reference_size} and {batch_size}."
+                "SampleQualityCallback needs num_samples of at least 2 (a Frechet distance needs a spread) and a "
+                f"positive reference_size and batch_size, got {num_samples}, {reference_size} and {batch_size}."
             )
         self.num_samples = num_samples
         self.sample_steps = sample_steps
@@ -45,24 +46,17 @@ class SampleQualityCallback(PeriodicSampler):
         self.metric: SampleQuality | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        check_sampler(self, pl_module, self.num_samples, self.sample_steps)
         if stage not in ("fit", "validate") or not trainer.is_global_zero or self.metric is not None:
             return
         self.metric = SampleQuality(MNISTClassifier.pretrained(self.classifier))
-        reference = trainer.datamodule.val_set
-        count = min(self.reference_size, len(reference))
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(reference, range(count)), self.batch_size)
-        for images, _ in loader:
-            self.metric.update((images + 1) / 2, real=True)  # the datamodule's [-1, 1] -> [0, 1]
+        reference, _ = trainer.datamodule.digits(train=False)  # the validation digits
+        self.metric.add_reference(reference[: self.reference_size], self.batch_size)
 
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.metric.reset()
-        labels = pl_module.sampling_labels(None, self.num_samples)
-        for start in range(0, self.num_samples, self.batch_size):
-            count = min(self.batch_size, self.num_samples - start)
-            share = labels[start : start + count] if labels is not None else None
-            images = pl_module.sample(count, self.sample_steps, seed=self.seed + start, labels=share)
-            self.metric.update(images.cpu(), labels=share)
-        scores = self.metric.compute()
-        metrics = {f"quality/{name}": value for name, value in scores.items() if name != "num_samples"}
+        images, labels = draw_samples(pl_module, self.num_samples, self.sample_steps, seed=self.seed,
+                                      batch_size=self.batch_size)  # fmt: skip
+        scores = self.metric.score(images, labels, self.batch_size)
+        metrics = {f"{QUALITY}{name}": value for name, value in scores.items() if name != "num_samples"}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

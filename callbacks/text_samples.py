@@ -7,6 +7,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.periodic_sampler import PeriodicSampler
+from callbacks.tags import SAMPLES
 from errors import UserInputError
 
 
@@ -61,6 +62,6 @@ class TextSampleCallback(PeriodicSampler):
         text = pl_module.generate_text(self._prompt, self.max_new_tokens, self.temperature, self.top_k)
         if isinstance(trainer.logger, TensorBoardLogger):
             # Markdown would swallow single newlines; a code block shows the text as generated.
-            trainer.logger.experiment.add_text("samples", "```\n" + text + "\n```", trainer.global_step)
+            trainer.logger.experiment.add_text(SAMPLES, "```\n" + text + "\n```", trainer.global_step)
         if self.verbose:
             rank_zero_info(f"\n--- sample at step {trainer.global_step} ---\n{text}\n")

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from torchmetrics import MeanMetric
 
 from callbacks.periodic_sampler import PeriodicSampler
+from callbacks.tags import ATTENTION, ATTENTION_ENTROPY, LOGIT_LENS, RESIDUAL_RMS
 from errors import UserInputError
 
 if TYPE_CHECKING:
@@ -116,8 +117,8 @@ class TransformerObserver(PeriodicSampler):
         metrics = {}
         for i, (square, lens) in enumerate(zip(self._square, self._lens)):
             if square.update_count:
-                metrics[f"residual_rms/block_{i}"] = square.compute().sqrt().item()
-                metrics[f"logit_lens/block_{i}"] = lens.compute().item()
+                metrics[f"{RESIDUAL_RMS}{i}"] = square.compute().sqrt().item()
+                metrics[f"{LOGIT_LENS}{i}"] = lens.compute().item()
         return metrics
 
     @torch.no_grad()
@@ -135,10 +136,10 @@ class TransformerObserver(PeriodicSampler):
                 continue
             weights = weights[0].float().cpu()  # (n_head, T, T)
             for j, entropy in enumerate(attention_entropy(weights)):
-                metrics[f"attention_entropy/layer_{i}/head_{j}"] = entropy.item()
+                metrics[f"{ATTENTION_ENTROPY}{i}/head_{j}"] = entropy.item()
             if self.attention_maps and isinstance(trainer.logger, TensorBoardLogger):
                 figure = attention_figure(weights, chars, f"layer {i}, step {trainer.global_step}")
-                trainer.logger.experiment.add_figure(f"attention/layer_{i}", figure, trainer.global_step)
+                trainer.logger.experiment.add_figure(f"{ATTENTION}{i}", figure, trainer.global_step)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

@@ -7,6 +7,7 @@ import lightning.pytorch as pl
 import torch
 
 from callbacks.grad_norms import part_of
+from callbacks.tags import UPDATE_RATIO
 
 
 class UpdateRatioLogger(pl.Callback):
@@ -43,7 +44,7 @@ class UpdateRatioLogger(pl.Callback):
                 weight[self._parts[name]] += before.pow(2).sum()
         self._before = {}
         ratios = {part: (update[part] / weight[part]).sqrt() for part in update}
-        logged = {f"update_ratio/{part}": r.item() for part, r in ratios.items() if r.isfinite()}
+        logged = {f"{UPDATE_RATIO}{part}": r.item() for part, r in ratios.items() if r.isfinite()}
         step = trainer.global_step - 1  # the step whose update this was, as grad_norm/ counts it
         for logger in trainer.loggers:
             logger.log_metrics(logged, step=step)

@@ -87,6 +87,12 @@ class MNISTDataModule(pl.LightningDataModule):
             self.train_set = datasets.MNIST(self.data_dir, train=True, transform=self.transform)
         self.val_set = datasets.MNIST(self.data_dir, train=False, transform=self.transform)
 
+    def digits(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One split's digits (N, 1, 28, 28) in [0, 1], the scale samples come in, and their labels (N,)."""
+        self._check_files()
+        dataset = datasets.MNIST(self.data_dir, train=train)
+        return dataset.data.unsqueeze(1).float() / 255, dataset.targets
+
     def _missing_files(self) -> list[str]:
         return [name for name in MNIST_FILES if not (self.raw_dir / name).is_file()]
 

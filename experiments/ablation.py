@@ -33,10 +33,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import quality  # noqa: E402
 from experiments.diagnostics import explain, write_figures  # noqa: E402
-from experiments.runs import CONFIGS, REPO, RunResult, fit, read_scalars  # noqa: E402
+from experiments.run_log import RunLog  # noqa: E402
+from experiments.runs import CONFIGS, RunResult, fit  # noqa: E402
 from lightning_modules import DDPM  # noqa: E402
 from lightning_modules.mnist_classifier import WEIGHTS  # noqa: E402
-from metrics import SampleQuality  # noqa: E402
+from metrics import SampleQuality, draw_samples  # noqa: E402
 from train import find_user_error  # noqa: E402
 
 
@@ -45,7 +46,7 @@ class Preset:
     """Which model to train with which config, its variants (train.py arguments each), and the defaults."""
 
     model: str
-    config: Path
+    configs: tuple[Path, ...]
     variants: dict[str, list[str]]
     steps: int = 30
     seeds: tuple[int | None, ...] = (None,)  # None: the config's seed
@@ -78,7 +79,7 @@ PRESETS = {
     ),
     "gpt2_to_llama": Preset(
         "gpt2_mini",
-        REPO / "configs" / "gpt2_mini_shakespeare.yaml",
+        CONFIGS["gpt2_mini_shakespeare"],
         {
             "baseline": [],
             "rmsnorm": ["--model.norm", "rmsnorm"],
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace, passthrough: list[str]) -> dict[str, dict]:
         seed_args = [] if seed is None else ["--seed_everything", str(seed)]
         print(f"[{i}/{len(jobs)}] {args.preset} {run_name}: {args.steps} steps", flush=True)
         try:
-            result = fit(preset.config, out, run_name, args.steps,
+            result = fit(preset.configs, out, run_name, args.steps,
                          [*preset.args, *data, *seed_args, *preset.variants[name], *passthrough])  # fmt: skip
         except (Exception, SystemExit) as err:
             user_error = find_user_error(err)
@@ -176,9 +177,7 @@ def _describe(result: RunResult, seed: int | None, model: str) -> dict:
 
 def _sample_quality(model: DDPM, judge: SampleQuality, num_samples: int) -> dict[str, float]:
     """The trained (EMA) model's samples scored by the lab's classifier: 50-step DDIM from seed 0."""
-    settings = argparse.Namespace(num_samples=num_samples, eta=0.0, seed=0, precision="32")
-    images, labels, _ = quality.sample(model, settings, steps=50)
-    return quality.score(judge, images, labels)
+    return judge.score(*draw_samples(model, num_samples, steps=50, seed=0))
 
 
 def _summarise(variant: dict) -> dict:
@@ -251,7 +250,7 @@ def plot_curves(results: dict[str, dict], preset: str, path: Path) -> None:
     seeds = max((len(r["runs"]) for r in trained.values()), default=1)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, r in trained.items():
-        curves = [dict(zip(*read_scalars(run["log_dir"], tag))) for run in r["runs"]]
+        curves = [dict(zip(*RunLog(run["log_dir"]).scalars(tag))) for run in r["runs"]]
         steps = sorted(set.intersection(*(set(c) for c in curves)))
         mean = [statistics.fmean(c[s] for c in curves) for s in steps]
         label = f"{name} (val {r['val_loss']:.3g}" + (f" ± {r['val_loss_sd']:.3f})" if r["val_loss_sd"] else ")")

@@ -5,17 +5,24 @@ Each variant's run logs the observation callbacks' scalars and images to TensorB
 or two how each variant differs from the baseline, with the numbers.
 """
 
-import io
 import math
-import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from callbacks.tags import (  # noqa: E402
+    ATTENTION,
+    ATTENTION_ENTROPY,
+    LOGIT_LENS,
+    RESIDUAL_RMS,
+    TRAJECTORY,
+    UPDATE_RATIO,
+    VAL_LOSS_BY_T,
+)
+from experiments.run_log import RunLog  # noqa: E402
 
 # Why each variant differs, the part the numbers cannot say (the numbers follow it in `explain`).
 MECHANISM = {
@@ -32,37 +39,15 @@ MECHANISM = {
 }
 
 
-class Readings:
-    """The last value of every scalar and the last image of every image tag that one run logged."""
-
-    def __init__(self, log_dir: str) -> None:
-        events = EventAccumulator(log_dir, size_guidance={"scalars": 0, "images": 0})
-        events.Reload()
-        self.scalars = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
-        self._events = events
-        self.image_tags = set(events.Tags()["images"])
-
-    def series(self, prefix: str) -> dict[str, float]:
-        """{suffix: value} of the scalars under `prefix`, in numeric order (block_2 before block_10)."""
-        found = {tag[len(prefix) :]: v for tag, v in self.scalars.items() if tag.startswith(prefix)}
-        return dict(sorted(found.items(), key=lambda item: [int(n) for n in re.findall(r"\d+", item[0])]))
-
-    def image(self, tag: str):
-        """The last image logged under `tag`, as an (H, W, C) array, or None."""
-        if tag not in self.image_tags:
-            return None
-        return mpimg.imread(io.BytesIO(self._events.Images(tag)[-1].encoded_image_string), format="png")
+def read(results: dict[str, dict]) -> dict[str, RunLog]:
+    """The logs of every variant that trained."""
+    return {name: RunLog(r["log_dir"]) for name, r in results.items() if "log_dir" in r}
 
 
-def read(results: dict[str, dict]) -> dict[str, Readings]:
-    """The readings of every variant that trained."""
-    return {name: Readings(r["log_dir"]) for name, r in results.items() if "log_dir" in r}
+UPDATE_RATIO_PANEL = (UPDATE_RATIO, "part", "update / weight, one step (log)")
 
 
-UPDATE_RATIO = ("update_ratio/", "part", "update / weight, one step (log)")
-
-
-def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]], title: str, path: Path) -> bool:
+def plot_lines(readings: dict[str, RunLog], panels: list[tuple[str, str, str]], title: str, path: Path) -> bool:
     """One panel per (scalar prefix, x label, y label), a line per variant; False if nothing was logged.
 
     A y label that ends in "(log)" gets a logarithmic axis.
@@ -88,7 +73,7 @@ def plot_lines(readings: dict[str, Readings], panels: list[tuple[str, str, str]]
     return True
 
 
-def plot_images(readings: dict[str, Readings], tag: str, title: str, path: Path) -> bool:
+def plot_images(readings: dict[str, RunLog], tag: str, title: str, path: Path) -> bool:
     """Each variant's last `tag` image: wide ones one above the other, others side by side, at least 3
     inches wide each. False if no variant logged one."""
     images = {name: image for name, r in readings.items() if (image := r.image(tag)) is not None}
@@ -116,22 +101,22 @@ def write_figures(results: dict[str, dict], model: str, out: Path) -> list[Path]
     written = []
     if model == "gpt2_mini":
         panels = [
-            ("residual_rms/block_", "block", "residual stream RMS"),
-            ("logit_lens/block_", "block", "logit-lens loss"),
-            UPDATE_RATIO,
+            (RESIDUAL_RMS, "block", "residual stream RMS"),
+            (LOGIT_LENS, "block", "logit-lens loss"),
+            UPDATE_RATIO_PANEL,
         ]
         if plot_lines(readings, panels, "Inside each variant at its last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
-        layer = max((len(r.series("residual_rms/block_")) for r in readings.values()), default=1) - 1
+        layer = max((len(r.series(RESIDUAL_RMS)) for r in readings.values()), default=1) - 1
         title = f"Last layer's attention (layer {layer})"
-        if plot_images(readings, f"attention/layer_{layer}", title, out / "ablation_attention.png"):
+        if plot_images(readings, f"{ATTENTION}{layer}", title, out / "ablation_attention.png"):
             written.append(out / "ablation_attention.png")
     else:
-        panels = [("val_loss_by_t/", "timesteps t", "validation loss"), UPDATE_RATIO]
+        panels = [(VAL_LOSS_BY_T, "timesteps t", "validation loss"), UPDATE_RATIO_PANEL]
         if plot_lines(readings, panels, "Validation loss by noise level, last validation", out / "ablation_inside.png"):
             written.append(out / "ablation_inside.png")
         title = "Denoising trajectories: x_t above predicted x0, left to right as noise is removed"
-        if plot_images(readings, "denoising/trajectory", title, out / "ablation_trajectories.png"):
+        if plot_images(readings, TRAJECTORY, title, out / "ablation_trajectories.png"):
             written.append(out / "ablation_trajectories.png")
     return written
 
@@ -154,16 +139,16 @@ def explain(results: dict[str, dict], model: str) -> dict[str, str]:
     return notes
 
 
-def _transformer_note(r: Readings, base: Readings | None) -> str:
+def _transformer_note(r: RunLog, base: RunLog | None) -> str:
     """Residual RMS and logit lens by block, and the last layer's attention entropy, beside the baseline's."""
-    rms, lens = r.series("residual_rms/block_"), r.series("logit_lens/block_")
+    rms, lens = r.series(RESIDUAL_RMS), r.series(LOGIT_LENS)
     if not rms:
         return ""
     said = f"residual RMS by block {_listed(rms)}, logit-lens loss by block {_listed(lens)}"
     if base is not None:
-        base_rms, base_lens = base.series("residual_rms/block_"), base.series("logit_lens/block_")
+        base_rms, base_lens = base.series(RESIDUAL_RMS), base.series(LOGIT_LENS)
         said += f" (baseline: {_listed(base_rms)} and {_listed(base_lens)})"
-    layer = f"attention_entropy/layer_{len(rms) - 1}/"
+    layer = f"{ATTENTION_ENTROPY}{len(rms) - 1}/"
     entropy = r.series(layer)
     if entropy:
         said += f"; the last layer's heads spread their attention over {_g(_mean(entropy))} nats on average"
@@ -173,14 +158,14 @@ def _transformer_note(r: Readings, base: Readings | None) -> str:
     return said
 
 
-def _diffusion_note(r: Readings, base: Readings | None) -> str:
+def _diffusion_note(r: RunLog, base: RunLog | None) -> str:
     """The loss at the least and most noise, and the noise level where it is furthest from the baseline's."""
-    by_t = r.series("val_loss_by_t/")
+    by_t = r.series(VAL_LOSS_BY_T)
     if not by_t:
         return ""
     least, most = list(by_t)[0], list(by_t)[-1]
     said = f"validation loss {_g(by_t[least])} at t {least} (least noise), {_g(by_t[most])} at t {most}"
-    base_t = base.series("val_loss_by_t/") if base is not None else {}
+    base_t = base.series(VAL_LOSS_BY_T) if base is not None else {}
     ratios = {t: by_t[t] / base_t[t] for t in by_t.keys() & base_t.keys()}
     if ratios:
         furthest = max(ratios, key=lambda t: abs(ratios[t] - 1))
@@ -188,9 +173,9 @@ def _diffusion_note(r: Readings, base: Readings | None) -> str:
     return said
 
 
-def _update_ratio_note(r: Readings, base: Readings) -> str:
+def _update_ratio_note(r: RunLog, base: RunLog) -> str:
     """Where one optimizer step moves the weights most differently from the baseline's, by a factor."""
-    ours, theirs = r.series(UPDATE_RATIO[0]), base.series(UPDATE_RATIO[0])
+    ours, theirs = r.series(UPDATE_RATIO), base.series(UPDATE_RATIO)
     factors = {part: ours[part] / theirs[part] for part in ours.keys() & theirs.keys() if theirs[part] > 0}
     if not factors:
         return ""

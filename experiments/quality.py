@@ -16,7 +16,6 @@ read against them.
 """
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -29,60 +28,26 @@ from torchvision.transforms.v2.functional import gaussian_blur
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from checkpoint_io import read_checkpoint  # noqa: E402
+from checkpoints import read_checkpoint  # noqa: E402
 from datamodules import MNISTDataModule  # noqa: E402
 from errors import UserInputError  # noqa: E402
 from lightning_modules import DDPM  # noqa: E402
 from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier  # noqa: E402
-from metrics.sample_quality import SampleQuality  # noqa: E402
+from metrics import SampleQuality, draw_samples  # noqa: E402
 
-BATCH = 250  # images per sampler call and per classifier pass
 NOISE_LEVELS = (0.05, 0.1, 0.2, 0.4)  # standard deviations of the Gaussian noise added to real digits, in [0, 1] units
 
 
 def mnist(data_dir: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One MNIST split's digits (N, 1, 28, 28) in [0, 1] and labels (N,); a clear error when files are missing."""
-    dm = MNISTDataModule(data_dir=data_dir, download=False)
-    dm.prepare_data()
-    dm.setup("fit" if train else "validate")
-    dataset = dm.train_set if train else dm.val_set
-    return dataset.data.unsqueeze(1).float() / 255, dataset.targets
+    return MNISTDataModule(data_dir=data_dir, download=False).digits(train)
 
 
 def reference_metric(data_dir: str, classifier: str) -> SampleQuality:
     """A `SampleQuality` holding the MNIST test set as its reference."""
     metric = SampleQuality(MNISTClassifier.pretrained(classifier))
-    images, _ = mnist(data_dir, train=False)
-    for batch in images.split(BATCH):
-        metric.update(batch, real=True)
+    metric.add_reference(mnist(data_dir, train=False)[0])
     return metric
-
-
-def score(metric: SampleQuality, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-    metric.reset()
-    for i in range(0, len(images), BATCH):
-        metric.update(images[i : i + BATCH], labels=labels[i : i + BATCH] if labels is not None else None)
-    return metric.compute()
-
-
-def sample(
-    model: DDPM, args: argparse.Namespace, steps: int | None, guidance_scale: float | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None, float]:
-    """`num_samples` images from `model` with one sampler, their labels (conditional models), and the seconds."""
-    labels = model.sampling_labels(None, args.num_samples)
-    try:
-        autocast = torch.autocast(model.device.type, torch.bfloat16) if args.precision == "bf16-mixed" else None
-    except RuntimeError as err:  # a device without autocast
-        raise UserInputError(f"--precision bf16-mixed does not work here ({err}); use --precision 32.") from err
-    start = time.perf_counter()
-    images = []
-    with autocast or contextlib.nullcontext():
-        for i in range(0, args.num_samples, BATCH):
-            share = labels[i : i + BATCH] if labels is not None else None
-            count = min(BATCH, args.num_samples - i)
-            images.append(model.sample(count, steps, args.eta, seed=args.seed + i, labels=share,
-                                       guidance_scale=guidance_scale))  # fmt: skip
-    return torch.cat(images).cpu(), labels, time.perf_counter() - start
 
 
 def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
@@ -93,11 +58,13 @@ def score_checkpoint(path: Path, metric: SampleQuality, args: argparse.Namespace
     results = []
     for steps in args.steps:
         for scale in scales:
-            images, labels, seconds = sample(model, args, steps, scale)
+            start = time.perf_counter()
+            images, labels = draw_samples(model, args.num_samples, steps, args.eta, args.seed, scale, args.precision)
+            seconds = time.perf_counter() - start
             ancestral = f"DDPM ancestral, {model.hparams.timesteps} steps"
             sampler = ancestral if steps is None else f"DDIM, {steps} steps, eta {args.eta}"
             result = {"source": str(path), "sampler": sampler, "precision": args.precision}
-            result |= score(metric, images, labels)
+            result |= metric.score(images, labels)
             result["seconds"] = round(seconds, 1)
             if model.conditional:
                 result["guidance_scale"] = scale if scale is not None else model.guidance_scale
@@ -129,7 +96,7 @@ def score_tensor(path: Path, metric: SampleQuality) -> dict:
         raise UserInputError(f"{path} does not hold (N, 1, 28, 28) images, as `train.py predict` writes samples.pt.")
     labels_file = path.with_name("labels.pt")
     labels = torch.load(labels_file, weights_only=True) if labels_file.is_file() else None
-    return {"source": str(path), **score(metric, images.float(), labels)}
+    return {"source": str(path), **metric.score(images.float(), labels)}
 
 
 def calibrate(metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
@@ -144,7 +111,7 @@ def calibrate(metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
     sets["blurred (Gaussian, sigma 1)"] = gaussian_blur(real, kernel_size=[7, 7], sigma=[1.0, 1.0])
     sets["blurred (Gaussian, sigma 2)"] = gaussian_blur(real, kernel_size=[9, 9], sigma=[2.0, 2.0])
     sets["uniform noise"] = torch.rand(real.shape, generator=torch.Generator().manual_seed(args.seed))
-    return [{"source": name, **score(metric, images, labels)} for name, images in sets.items()]
+    return [{"source": name, **metric.score(images, labels)} for name, images in sets.items()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

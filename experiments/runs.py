@@ -1,6 +1,5 @@
 """Running one training through train.py's command line and reading back what it logged."""
 
-import statistics
 import time
 import warnings
 from dataclasses import dataclass
@@ -8,13 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from experiments.run_log import RunLog
 from train import LabCLI
 
 REPO = Path(__file__).resolve().parents[1]
 THROUGHPUT_WINDOW = 50  # steps that each reading of the training speed spans
-CONFIGS = {"gpt2_mini": REPO / "configs" / "gpt2_mini.yaml", "ddpm": REPO / "configs" / "ddpm.yaml"}
+# Each run's config files, in the order train.py reads them (a later one states only what differs).
+CONFIGS = {
+    "gpt2_mini": (REPO / "configs" / "gpt2_mini.yaml",),
+    "gpt2_mini_shakespeare": (REPO / "configs" / "gpt2_mini.yaml", REPO / "configs" / "gpt2_mini_shakespeare.yaml"),
+    "ddpm": (REPO / "configs" / "ddpm.yaml",),
+    "ddpm_conditional": (REPO / "configs" / "ddpm.yaml", REPO / "configs" / "ddpm_conditional.yaml"),
+}
+
+
+def config_args(configs: tuple[Path, ...]) -> list[str]:
+    """`--config FILE` for each of `configs`, in order."""
+    return [arg for config in configs for arg in ("--config", str(config))]
 
 
 @dataclass
@@ -29,8 +39,8 @@ class RunResult:
     items_per_s: float  # the same in tokens for text; equal to samples_per_s for images
 
 
-def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunResult:
-    """Train `steps` steps with `config` plus `args`, logging to TensorBoard under `out/name/version_N`.
+def fit(configs: tuple[Path, ...], out: Path, name: str, steps: int, args: list[str]) -> RunResult:
+    """Train `steps` steps with `configs` plus `args`, logging to TensorBoard under `out/name/version_N`.
 
     Validation runs once, at the end (unless `args` say otherwise); the training loss is logged every step
     so runs can be overlaid. The run's switches and final losses go to TensorBoard's HPARAMS tab, where runs
@@ -46,7 +56,7 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
         cli = LabCLI(
             args=[
                 "fit",
-                "--config", str(config),
+                *config_args(configs),
                 "--trainer.max_steps", str(steps),
                 "--trainer.max_time", "null",
                 "--trainer.val_check_interval", str(steps),
@@ -67,6 +77,7 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
     switches = {k: v for k, v in cli.model.hparams.items() if isinstance(v, (bool, int, float, str))}
     final = {"final/train_loss": float(metrics["train_loss"]), "final/val_loss": float(metrics["val_loss"])}
     cli.trainer.logger.log_hyperparams({"variant": name, **switches}, final)  # TensorBoard's HPARAMS tab
+    log = RunLog(cli.trainer.log_dir)
     return RunResult(
         train_loss=float(metrics["train_loss"]),
         val_loss=float(metrics["val_loss"]),
@@ -74,18 +85,9 @@ def fit(config: Path, out: Path, name: str, steps: int, args: list[str]) -> RunR
         model=cli.model,
         datamodule=cli.datamodule,
         wall_time_s=time.perf_counter() - start,
-        samples_per_s=_median_scalar(cli.trainer.log_dir, "train/device/samples_per_sec") * cli.trainer.world_size,
-        items_per_s=_median_scalar(cli.trainer.log_dir, "train/device/items_per_sec") * cli.trainer.world_size,
+        samples_per_s=log.median("train/device/samples_per_sec") * cli.trainer.world_size,
+        items_per_s=log.median("train/device/items_per_sec") * cli.trainer.world_size,
     )
-
-
-def _median_scalar(log_dir: str, tag: str) -> float:
-    """The median of a logged scalar; NaN if the run was too short to log it."""
-    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
-    events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        return float("nan")
-    return statistics.median(s.value for s in events.Scalars(tag))
 
 
 def batch_size(batch: Any) -> int:
@@ -97,11 +99,3 @@ def batch_items(batch: Any) -> int:
     """How many items a batch holds: tokens for text (B, T), images for images (B, C, H, W)."""
     inputs = batch[0]
     return inputs.numel() if inputs.dim() == 2 else len(inputs)
-
-
-def read_scalars(log_dir: str, tag: str) -> tuple[list[int], list[float]]:
-    """Steps and values of one scalar from a run's TensorBoard event files."""
-    events = EventAccumulator(log_dir, size_guidance={"scalars": 0})
-    events.Reload()
-    scalars = events.Scalars(tag)
-    return [s.step for s in scalars], [s.value for s in scalars]

@@ -1,17 +1,17 @@
 """DDPM: a denoising diffusion model (Ho et al. 2020) on small images, and how it trains and samples."""
 
 from collections.abc import Callable
-from functools import partial
+from dataclasses import replace
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.trainer.states import TrainerFn
 from tqdm import tqdm
 
+from checkpoints import upgrade
 from errors import UserInputError
-from lightning_modules.lr_schedule import warmup_cosine
+from lightning_modules.lr_schedule import LRSchedule
 from lightning_modules.noise_schedule import NoiseSchedule, SamplerStep, ScheduleKind
 from lightning_modules.unet import UNet
 
@@ -23,9 +23,9 @@ class DDPM(pl.LightningModule):
 
     Images are expected in [-1, 1]. Architecture switches (`disable_residual`, `disable_time_emb`) are
     documented on `UNet`; `noise_schedule` picks the betas and leaves the network untouched. The learning
-    rate warms up over `warmup_steps`, then stays constant as in DDPM or, with `lr_decay_steps`, follows a
-    half cosine down to `min_lr` (see `configure_optimizers`). `min_snr_gamma` weights the training loss by
-    noise level (see `loss_weights`).
+    rate follows `LRSchedule` (`learning_rate`, `warmup_steps`, `lr_decay_steps`, `min_lr`; `min_lr` equal to
+    `learning_rate` keeps it constant after the warm-up, as DDPM trained). `min_snr_gamma` weights the
+    training loss by noise level (see `loss_weights`).
 
     `num_classes > 0` makes it class-conditional with classifier-free guidance (Ho and Salimans, 2022): the
     U-Net also sees each image's label (the second element of a batch), and in a share `cond_drop_prob` of
@@ -52,7 +52,7 @@ class DDPM(pl.LightningModule):
         learning_rate: float = 2e-4,
         warmup_steps: int = 100,
         lr_decay_steps: int | None = None,
-        min_lr: float = 0.0,
+        min_lr: float | None = None,
         min_snr_gamma: float | None = None,
         disable_residual: bool = False,
         disable_time_emb: bool = False,
@@ -66,24 +66,27 @@ class DDPM(pl.LightningModule):
         guidance_scale: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_config(image_size, in_channels, base_channels, channel_mults, dropout, learning_rate, warmup_steps)
-        _check_lr_decay(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        if image_size <= 0:
+            raise UserInputError(f"image_size must be a positive integer, got {image_size}.")
         if min_snr_gamma is not None and min_snr_gamma <= 0:
             raise UserInputError(f"min_snr_gamma must be positive (or null: no weighting), got {min_snr_gamma}.")
-        if num_classes < 0 or not 0.0 <= cond_drop_prob < 1.0:
-            raise UserInputError(
-                f"num_classes must be 0 (unconditional) or more and cond_drop_prob in [0, 1), "
-                f"got {num_classes} and {cond_drop_prob}."
-            )
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise UserInputError(f"cond_drop_prob must be in [0, 1), got {cond_drop_prob}.")
+        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
         self.save_hyperparameters(ignore=["compile", "num_samples", "sample_steps", "eta", "labels", "guidance_scale"])
         self.schedule = NoiseSchedule(noise_schedule, timesteps, beta_start, beta_end)
-        _check_sampling(num_samples, sample_steps, eta, timesteps)
-        self.num_samples, self.sample_steps, self.eta = num_samples, sample_steps, eta
-        self.labels = self._check_labels(torch.tensor(labels), len(labels)) if labels is not None else None
-        self.guidance_scale = guidance_scale
         self.unet = UNet(
             in_channels, base_channels, tuple(channel_mults), dropout, disable_residual, disable_time_emb, num_classes
         )
+        if image_size % 2 ** self.unet.halvings() != 0:
+            raise UserInputError(
+                f"image_size {image_size} cannot be halved {self.unet.halvings()} times (one per level after the "
+                f"first in channel_mults={list(channel_mults)}): use fewer levels, e.g. channel_mults [1, 2, 2] for 28x28."
+            )
+        self.check_sampling(num_samples, sample_steps, eta)
+        self.num_samples, self.sample_steps, self.eta = num_samples, sample_steps, eta
+        self.labels = self._check_labels(torch.tensor(labels), len(labels)) if labels is not None else None
+        self.guidance_scale = guidance_scale
         # torch.compile (on first call) for the training and validation loss; sampling stays eager.
         self._loss_fn = torch.compile(self.loss) if compile else self.loss
 
@@ -167,41 +170,15 @@ class DDPM(pl.LightningModule):
         self.log("test_loss", loss, sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate)
-        if hp.lr_decay_steps is None:
-            # Linear warm-up to the peak rate over `warmup_steps`, then constant, as in DDPM. (LinearLR, as
-            # before the decay existed, so that runs saved then resume with their scheduler's state.)
-            warmup = hp.warmup_steps
-            scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1 / (warmup + 1), total_iters=warmup)
-        else:
-            # The same warm-up, then a half cosine down to `min_lr` at step `lr_decay_steps`: a short run ends
-            # on small steps, which its last weights (and their EMA) are the better for.
-            schedule = partial(
-                warmup_cosine,
-                warmup_steps=hp.warmup_steps,
-                decay_steps=hp.lr_decay_steps,
-                min_lr_ratio=hp.min_lr / hp.learning_rate,
-            )
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr_schedule.learning_rate)
+        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to resume training under the other kind of learning-rate schedule: the saved scheduler state
-        (constant after warm-up, or cosine with `lr_decay_steps`) would not fit the one configured now.
-        Sampling, validating or testing any checkpoint is fine."""
-        schedulers = checkpoint.get("lr_schedulers")
-        resuming = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
-        if not resuming or not schedulers:
-            return
-        saved_decays = "lr_lambdas" in schedulers[0]  # what LambdaLR saves; LinearLR does not
-        if saved_decays != (self.hparams.lr_decay_steps is not None):
-            kind = "a cosine decay (lr_decay_steps set)" if saved_decays else "a constant rate (lr_decay_steps null)"
-            saved_lr_decay = checkpoint.get("hyper_parameters", {}).get("lr_decay_steps") or "null"
-            raise UserInputError(
-                f"This checkpoint was trained with {kind}: resume it with the same lr_decay_steps (e.g. "
-                f"--model.lr_decay_steps {saved_lr_decay}), or start a new run without --ckpt_path."
-            )
+        upgrade(checkpoint, "DDPM")
+        # An earlier run at a constant rate keeps it when it resumes (the upgrade's min_lr; see checkpoints.format).
+        self.hparams.min_lr = checkpoint.get("hyper_parameters", {}).get("min_lr", self.hparams.min_lr)
+        self.lr_schedule = replace(self.lr_schedule, min_lr=self.hparams.min_lr)
 
     # ---- sampling -------------------------------------------------------------------------------
 
@@ -229,7 +206,7 @@ class DDPM(pl.LightningModule):
         A conditional model draws image i as digit `labels[i]` (by default the digits in turn: 0, 1, ..., 9,
         0, ...), steered by `guidance_scale` (by default the model's `guidance_scale` setting; see `denoise`).
         """
-        _check_sampling(num_samples, steps, eta, self.hparams.timesteps)
+        self.check_sampling(num_samples, steps, eta)
         labels = self.sampling_labels(labels, num_samples)
         if guidance_scale is None:
             guidance_scale = self.guidance_scale
@@ -258,7 +235,7 @@ class DDPM(pl.LightningModule):
         the sampler's `SamplerStep` (the next x and the predicted clean image x0), to watch digits emerge.
         `labels` and `guidance_scale` go to `guided_eps`.
         """
-        _check_sampling(x_T.size(0), steps, eta, self.hparams.timesteps)
+        self.check_sampling(x_T.size(0), steps, eta)
         ancestral = steps is None
         timesteps = list(range(self.hparams.timesteps - 1, -1, -1)) if ancestral else self.schedule.ddim_timesteps(steps)
         if labels is not None:
@@ -327,6 +304,19 @@ class DDPM(pl.LightningModule):
             )
         return labels.long()
 
+    def check_sampling(self, num_samples: int, steps: int | None = None, eta: float = 0.0) -> None:
+        """Refuse sampling settings this model cannot follow, with the setting's name and range."""
+        timesteps = self.hparams.timesteps
+        if num_samples <= 0:
+            raise UserInputError(f"num_samples must be a positive integer, got {num_samples}.")
+        if steps is not None and not 1 <= steps <= timesteps:
+            raise UserInputError(
+                f"sample_steps must be between 1 and timesteps ({timesteps}) for DDIM, or unset for the full "
+                f"ancestral sampler, got {steps}."
+            )
+        if not 0.0 <= eta <= 1.0:
+            raise UserInputError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}.")
+
     def _noise_like(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn(x.shape, generator=generator).to(x.device)
 
@@ -356,60 +346,3 @@ class DDPM(pl.LightningModule):
         seed = int(torch.randint(2**31, (1,))) + part if part else None
         share_labels = labels[share] if labels is not None else None
         return self.sample(len(share), self.sample_steps, self.eta, seed=seed, progress=True, labels=share_labels)
-
-
-def _check_config(
-    image_size: int,
-    in_channels: int,
-    base_channels: int,
-    channel_mults: tuple[int, ...],
-    dropout: float,
-    learning_rate: float,
-    warmup_steps: int,
-) -> None:
-    sizes = {"image_size": image_size, "in_channels": in_channels, "base_channels": base_channels}
-    for name, value in sizes.items():
-        if value <= 0:
-            raise UserInputError(f"{name} must be a positive integer, got {value}.")
-    if base_channels % 2 != 0:
-        raise UserInputError(
-            f"base_channels must be even (the time embedding pairs sines and cosines), got {base_channels}."
-        )
-    if not channel_mults or any(m <= 0 for m in channel_mults):
-        raise UserInputError(f"channel_mults must be a non-empty list of positive integers, got {channel_mults}.")
-    halvings = len(channel_mults) - 1
-    if image_size % 2**halvings != 0:
-        raise UserInputError(
-            f"image_size {image_size} cannot be halved {halvings} times (one per level after the first in "
-            f"channel_mults={list(channel_mults)}): use fewer levels, e.g. channel_mults [1, 2, 2] for 28x28."
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
-    if learning_rate <= 0:
-        raise UserInputError(f"learning_rate must be positive, got {learning_rate}.")
-    if warmup_steps < 0:
-        raise UserInputError(f"warmup_steps must be 0 or more, got {warmup_steps}.")
-
-
-def _check_lr_decay(learning_rate: float, warmup_steps: int, lr_decay_steps: int | None, min_lr: float) -> None:
-    if lr_decay_steps is not None and lr_decay_steps <= warmup_steps:
-        raise UserInputError(
-            f"lr_decay_steps must be larger than warmup_steps ({warmup_steps}), got {lr_decay_steps}; "
-            f"leave it unset (null) for a constant rate after the warm-up."
-        )
-    if not 0.0 <= min_lr <= learning_rate:
-        raise UserInputError(f"min_lr must be between 0 and learning_rate ({learning_rate}), got {min_lr}.")
-    if lr_decay_steps is None and min_lr != 0.0:
-        raise UserInputError(f"min_lr ({min_lr}) is where a decay ends: set lr_decay_steps too, or leave min_lr out.")
-
-
-def _check_sampling(num_samples: int, steps: int | None, eta: float, timesteps: int) -> None:
-    if num_samples <= 0:
-        raise UserInputError(f"num_samples must be a positive integer, got {num_samples}.")
-    if steps is not None and not 1 <= steps <= timesteps:
-        raise UserInputError(
-            f"sample_steps must be between 1 and timesteps ({timesteps}) for DDIM, or unset for the full "
-            f"ancestral sampler, got {steps}."
-        )
-    if not 0.0 <= eta <= 1.0:
-        raise UserInputError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}.")

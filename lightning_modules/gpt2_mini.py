@@ -2,9 +2,8 @@
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import fields
-from functools import partial
-from typing import Any, get_args
+from dataclasses import asdict
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -12,18 +11,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from datamodules.char_tokenizer import CharTokenizer
+from checkpoints import upgrade
 from errors import UserInputError
-from lightning_modules.lr_schedule import warmup_cosine
-from lightning_modules.transformer import (
-    GPT,
-    AttentionImpl,
-    GPTConfig,
-    KVCache,
-    LayerNormStyle,
-    MLPKind,
-    Norm,
-    PositionEmbedding,
-)
+from lightning_modules.lr_schedule import LRSchedule
+from lightning_modules.transformer import GPT, GPTConfig, KVCache
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between them in TextPredictionWriter's file
 
@@ -31,9 +22,11 @@ SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between
 class GPT2Mini(pl.LightningModule):
     """Trains a `GPT` network on next-character prediction and generates text with it.
 
-    Architecture switches are documented where they act: `ln_style`, `disable_residual`, `disable_attention`,
-    `bias`, `norm` and `mlp` on `Block`; `attn_impl`, `n_kv_head` and `pos_emb="rope"` on
-    `CausalSelfAttention`; `pos_emb` and `tie_weights` on `GPT`. The defaults are GPT-2.
+    `**network` are the network's size and switches, the fields of `GPTConfig` (`vocab_size`, `n_layer`,
+    `n_head`, `n_embd`, `block_size`, `dropout`, `ln_style`, `norm`, ...), with its defaults (GPT-2's);
+    each switch is documented where it acts: `Block`, `CausalSelfAttention` and `GPT`. The learning rate
+    follows `LRSchedule` (`learning_rate`, `warmup_steps`, `lr_decay_steps`, `min_lr`); AdamW with `betas`
+    decays the weight matrices by `weight_decay`.
 
     `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model loaded
     with `load_from_checkpoint` can encode and decode text without its training data. `max_new_tokens`,
@@ -44,40 +37,32 @@ class GPT2Mini(pl.LightningModule):
 
     def __init__(
         self,
-        vocab_size: int,
-        n_layer: int = 4,
-        n_head: int = 4,
-        n_embd: int = 128,
-        block_size: int = 256,
-        dropout: float = 0.1,
+        *,
         learning_rate: float = 3e-4,
         weight_decay: float = 0.1,
-        ln_style: LayerNormStyle = "pre",
-        disable_residual: bool = False,
-        disable_attention: bool = False,
         warmup_steps: int = 100,
         lr_decay_steps: int | None = None,
         min_lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.95),
-        attn_impl: AttentionImpl = "sdpa",
-        bias: bool = True,
-        norm: Norm = "layernorm",
-        pos_emb: PositionEmbedding = "learned",
-        mlp: MLPKind = "gelu",
-        n_kv_head: int | None = None,
-        tie_weights: bool = True,
         compile: bool = False,
         chars: list[str] | None = None,
         max_new_tokens: int = 500,
         temperature: float = 1.0,
         top_k: int | None = None,
+        **network: Any,
     ) -> None:
         super().__init__()
+        config = GPTConfig(**network)
+        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        if chars is not None and len(chars) != config.vocab_size:
+            raise UserInputError(
+                f"chars has {len(chars)} characters but vocab_size is {config.vocab_size}; they must match."
+            )
         self.save_hyperparameters(ignore=["compile", "max_new_tokens", "temperature", "top_k"])
-        _check_config(self.hparams)
+        self.hparams.update(asdict(config))  # every network setting, defaults too: a checkpoint rebuilds this network
         self.tokenizer = CharTokenizer(chars) if chars is not None else None
         self.max_new_tokens, self.temperature, self.top_k = max_new_tokens, temperature, top_k
-        self.gpt = GPT(GPTConfig(**{f.name: self.hparams[f.name] for f in fields(GPTConfig)}))
+        self.gpt = GPT(config)
         # torch.compile (on first call) for the training and validation loss; generation stays eager.
         self._loss_fn = torch.compile(self.loss) if compile else self.loss
 
@@ -105,27 +90,18 @@ class GPT2Mini(pl.LightningModule):
         self.log("test_loss", self.loss(*batch), sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
         # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone.
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
-            {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
+            {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
             {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
-        decay_steps = hp.lr_decay_steps or int(self.trainer.estimated_stepping_batches)
-        min_lr = hp.min_lr if hp.min_lr is not None else hp.learning_rate / 10
-        schedule = partial(
-            warmup_cosine,
-            warmup_steps=hp.warmup_steps,
-            decay_steps=decay_steps,
-            min_lr_ratio=min_lr / hp.learning_rate,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        optimizer = torch.optim.AdamW(groups, lr=self.lr_schedule.learning_rate, betas=tuple(self.hparams.betas))
+        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        upgrade_state_dict(checkpoint["state_dict"])
+        upgrade(checkpoint, "GPT2Mini")
         saved = checkpoint.get("hyper_parameters", {}).get("chars")
         if saved is not None and self.hparams.chars is not None and list(saved) != list(self.hparams.chars):
             raise UserInputError(
@@ -177,7 +153,7 @@ class GPT2Mini(pl.LightningModule):
             raise UserInputError(f"temperature must be >= 0 (0 means greedy), got {temperature}.")
         if top_k is not None and top_k < 1:
             raise UserInputError(f"top_k must be at least 1, got {top_k}.")
-        block_size = self.hparams.block_size
+        block_size = self.gpt.block_size
         was_training = self.training
         self.eval()
         try:
@@ -248,51 +224,3 @@ class GPT2Mini(pl.LightningModule):
 
 def _print_now(text: str) -> None:
     print(text, end="", flush=True)
-
-
-def _check_config(hp: dict[str, Any]) -> None:
-    sizes = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "n_kv_head")
-    for name in sizes:
-        if hp[name] is not None and hp[name] <= 0:
-            raise UserInputError(f"{name} must be a positive integer, got {hp[name]}.")
-    n_embd, n_head, n_kv_head = hp["n_embd"], hp["n_head"], hp["n_kv_head"]
-    if n_embd % n_head != 0:
-        raise UserInputError(
-            f"n_embd ({n_embd}) must be divisible by n_head ({n_head}): each head gets n_embd / n_head channels."
-        )
-    if n_kv_head is not None and n_head % n_kv_head != 0:
-        raise UserInputError(
-            f"n_head ({n_head}) must be divisible by n_kv_head ({n_kv_head}): each key/value head serves an equal "
-            "group of query heads. Leave n_kv_head out (or set it to n_head) for plain multi-head attention."
-        )
-    if hp["pos_emb"] == "rope" and (n_embd // n_head) % 2 != 0:
-        raise UserInputError(
-            "pos_emb rope rotates channel pairs, so the head size n_embd / n_head must be even, "
-            f"got {n_embd // n_head}."
-        )
-    if not 0.0 <= hp["dropout"] < 1.0:
-        raise UserInputError(f"dropout must be in [0, 1), got {hp['dropout']}.")
-    if hp["learning_rate"] <= 0:
-        raise UserInputError(f"learning_rate must be positive, got {hp['learning_rate']}.")
-    switches = {
-        "ln_style": LayerNormStyle,
-        "attn_impl": AttentionImpl,
-        "norm": Norm,
-        "pos_emb": PositionEmbedding,
-        "mlp": MLPKind,
-    }
-    for name, choices in switches.items():
-        if hp[name] not in get_args(choices):
-            raise UserInputError(f"{name} must be one of {', '.join(map(repr, get_args(choices)))}, got {hp[name]!r}.")
-    chars = hp["chars"]
-    if chars is not None and len(chars) != hp["vocab_size"]:
-        raise UserInputError(
-            f"chars has {len(chars)} characters but vocab_size is {hp['vocab_size']}; they must match."
-        )
-
-
-def upgrade_state_dict(state_dict: dict[str, torch.Tensor]) -> None:
-    """Move the weights of a checkpoint from before format 2, when the network's parts sat on GPT2Mini
-    itself (`tok_emb.weight`), to where they live now, under the `GPT` network (`gpt.tok_emb.weight`)."""
-    for key in [k for k in state_dict if not k.startswith("gpt.")]:
-        state_dict[f"gpt.{key}"] = state_dict.pop(key)

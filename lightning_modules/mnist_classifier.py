@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from errors import UserInputError
+from lightning_modules.lr_schedule import LRSchedule
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_classifier.ckpt"
 
@@ -36,14 +37,24 @@ class MNISTClassifier(pl.LightningModule):
     """Digits (B, 1, 28, 28) in [-1, 1] (as `MNISTDataModule` gives them) -> logits over the ten classes.
 
     Three levels of `conv_block` at 28, 14 and 7 pixels, then a global average: a `width * 4`-dimensional
-    feature vector per image (`features`), and one linear layer to the logits. Trained with AdamW and a
-    one-cycle learning rate over `max_steps`; it logs `val_acc` / `test_acc`.
+    feature vector per image (`features`), and one linear layer to the logits. Trained with AdamW and the
+    lab's learning-rate schedule (`LRSchedule`); it logs `val_acc` / `test_acc`.
     """
 
-    def __init__(self, width: int = 32, dropout: float = 0.1, learning_rate: float = 3e-3, weight_decay: float = 1e-4):
+    def __init__(
+        self,
+        width: int = 32,
+        dropout: float = 0.1,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        lr_decay_steps: int | None = None,
+        min_lr: float | None = None,
+    ) -> None:
         super().__init__()
         if width <= 0:
             raise UserInputError(f"width must be a positive integer, got {width}.")
+        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
         self.save_hyperparameters()
         self.body = nn.Sequential(
             conv_block(1, width),
@@ -96,8 +107,7 @@ class MNISTClassifier(pl.LightningModule):
         self.log("test_acc", self.test_acc)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.learning_rate, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        lr, weight_decay = self.lr_schedule.learning_rate, self.hparams.weight_decay
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
+        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -11,17 +11,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from errors import UserInputError
 
 AttentionImpl = Literal["sdpa", "manual"]
 LayerNormStyle = Literal["pre", "post"]
 Norm = Literal["layernorm", "rmsnorm"]
 PositionEmbedding = Literal["learned", "rope", "none"]
 MLPKind = Literal["gelu", "swiglu"]
+SWITCH_CHOICES = {"ln_style": LayerNormStyle, "attn_impl": AttentionImpl, "norm": Norm, "pos_emb": PositionEmbedding,
+                  "mlp": MLPKind}  # fmt: skip
 
 
 class KVCache:
@@ -59,10 +63,13 @@ class KVCache:
 
 @dataclass
 class GPTConfig:
-    """The network's size and switches, which every part of it reads (as in nanoGPT); `GPT2Mini`'s arguments of
-    the same names fill it. Each switch is explained where it acts: `Block`, `CausalSelfAttention` and `GPT`."""
+    """The network's size and switches, which every part of it reads (as in nanoGPT), checked when it is made.
 
-    vocab_size: int
+    `GPT2Mini` takes the same names as arguments and passes them here. Each switch is explained where it
+    acts: `Block`, `CausalSelfAttention` and `GPT`.
+    """
+
+    vocab_size: int = 65  # tiny Shakespeare's characters; CharDataModule sets the size of its text's
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
@@ -78,6 +85,34 @@ class GPTConfig:
     mlp: MLPKind = "gelu"
     n_kv_head: int | None = None  # None: as many as n_head
     tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "n_kv_head"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserInputError(f"{name} must be a positive integer, got {value}.")
+        if self.n_embd % self.n_head != 0:
+            raise UserInputError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                "each head gets n_embd / n_head channels."
+            )
+        if self.n_head % self.kv_heads != 0:
+            raise UserInputError(
+                f"n_head ({self.n_head}) must be divisible by n_kv_head ({self.n_kv_head}): each key/value head "
+                "serves an equal group of query heads. Leave n_kv_head out (or set it to n_head) for plain "
+                "multi-head attention."
+            )
+        if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2 != 0:
+            raise UserInputError(
+                f"pos_emb rope rotates channel pairs, so the head size n_embd / n_head must be even, "
+                f"got {self.n_embd // self.n_head}."
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserInputError(f"dropout must be in [0, 1), got {self.dropout}.")
+        for name, choices in SWITCH_CHOICES.items():
+            if getattr(self, name) not in get_args(choices):
+                shown = ", ".join(map(repr, get_args(choices)))
+                raise UserInputError(f"{name} must be one of {shown}, got {getattr(self, name)!r}.")
 
     @property
     def kv_heads(self) -> int:

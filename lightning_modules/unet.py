@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from errors import UserInputError
+
 NORM_GROUPS = 8
 
 
@@ -33,7 +35,10 @@ class SinusoidalTimeEmbedding(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         if dim % 2 != 0:
-            raise ValueError(f"The sinusoidal embedding pairs a sine with a cosine, so dim must be even, got {dim}.")
+            raise UserInputError(
+                f"The time embedding pairs sines with cosines, so its size (the U-Net's base_channels) must be "
+                f"even, got {dim}."
+            )
         half = dim // 2
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
         self.register_buffer("freqs", freqs, persistent=False)
@@ -168,6 +173,7 @@ class UNet(nn.Module):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
+        _check_unet(in_channels, base_channels, channel_mults, dropout, num_classes)
         emb_dim = 4 * base_channels
         self.time_mlp = None if disable_time_emb else nn.Sequential(
             SinusoidalTimeEmbedding(base_channels),
@@ -195,6 +201,10 @@ class UNet(nn.Module):
         self.out_norm = group_norm(chs[0])
         self.out_conv = nn.Conv2d(chs[0], in_channels, kernel_size=3, padding=1)
 
+    def halvings(self) -> int:
+        """How many times the way down halves the resolution: image sides must divide by 2 that many times."""
+        return len(self.down_blocks) - 1
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """x_t (B, C, H, W), integer timesteps t (B,) and, for a class-conditional U-Net, class labels (B,)
         (`null_label` or None: no label) -> predicted noise (B, C, H, W)."""
@@ -213,3 +223,17 @@ class UNet(nn.Module):
         for block in self.up_blocks:
             h = block(h, skips.pop(), t_emb)
         return self.out_conv(F.silu(self.out_norm(h)))
+
+
+def _check_unet(
+    in_channels: int, base_channels: int, channel_mults: tuple[int, ...], dropout: float, num_classes: int
+) -> None:
+    for name, value in {"in_channels": in_channels, "base_channels": base_channels}.items():
+        if value <= 0:
+            raise UserInputError(f"{name} must be a positive integer, got {value}.")
+    if not channel_mults or any(m <= 0 for m in channel_mults):
+        raise UserInputError(f"channel_mults must be a non-empty list of positive integers, got {channel_mults}.")
+    if not 0.0 <= dropout < 1.0:
+        raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
+    if num_classes < 0:
+        raise UserInputError(f"num_classes must be 0 (unconditional) or more, got {num_classes}.")

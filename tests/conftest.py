@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import subprocess_runs
-from tiny_runs import write_corpus
+from tiny import digit_squares, write_corpus
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _previous_handlers: dict[int, object] = {}
@@ -119,18 +119,14 @@ def _write_idx(path: Path, data: torch.Tensor) -> None:
 def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data_dir holding a tiny MNIST in torchvision's layout: 48 train and 16 test 28x28 "digits" (read only).
 
-    Image i is black with a white 8x8 square whose corner depends on its label (i % 10), so there is a
-    pattern to learn; image 0's first pixel is 0 and its square's first pixel 255, for checking scaling.
+    Image i is `digit_squares`'s: black with a white 8x8 square whose corner depends on its label (i % 10), so
+    there is a pattern to learn; image 0's first pixel is 0 and its square's first pixel 255, for checking scaling.
     """
     data_dir = tmp_path_factory.mktemp("mnist_data")
     raw = data_dir / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 48), ("t10k", 16)):
-        labels = torch.arange(n) % 10
-        images = torch.zeros(n, 28, 28, dtype=torch.uint8)
-        for i, label in enumerate(labels.tolist()):
-            row, col = 2 + 10 * (label // 5), 2 + 4 * (label % 5)
-            images[i, row : row + 8, col : col + 8] = 255
-        _write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        images, labels = digit_squares(n)
+        _write_idx(raw / f"{split}-images-idx3-ubyte", (images[:, 0] * 255).round())
         _write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
     return data_dir

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_runs import REPO
+from tiny import REPO
 
 TESTS = Path(__file__).resolve().parent
 

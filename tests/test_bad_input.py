@@ -8,7 +8,7 @@ import pytest
 
 import train
 from errors import UserInputError
-from tiny_runs import ddpm_args, gpt_args
+from tiny import ddpm_args, gpt_args
 
 pytestmark = pytest.mark.slow  # every test goes through train.py's command line
 

@@ -6,20 +6,22 @@ from types import SimpleNamespace
 import lightning.pytorch as pl
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks import FinalValidation, GradNormLogger, LastCheckpoint, StepProgressBar, TextSampleCallback
+from callbacks.tags import GRAD_NORM, SAMPLES
 from datamodules import CharDataModule
+from experiments.run_log import RunLog
 from lightning_modules import GPT2Mini
+from tiny import quiet_trainer, tiny_gpt
 
 
-def tiny_gpt(vocab_size: int, chars: list[str] | None = None) -> GPT2Mini:
-    torch.manual_seed(0)
-    return GPT2Mini(vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8, chars=chars)
+def gpt_for(dm: CharDataModule) -> GPT2Mini:
+    """A tiny model for the datamodule's text and windows."""
+    return tiny_gpt(vocab_size=dm.vocab_size, chars=dm.chars, block_size=dm.block_size)
 
 
 def test_grad_norms_per_block_and_total_match_the_gradients():
-    model = tiny_gpt(10)
+    model = tiny_gpt(vocab_size=10, block_size=8)
     x = torch.randint(0, 10, (4, 8))
     model.loss(x, x).backward()
     logged = {}
@@ -30,13 +32,13 @@ def test_grad_norms_per_block_and_total_match_the_gradients():
     grads = {name: p.grad for name, p in model.named_parameters()}
     block0 = torch.cat([g.flatten() for n, g in grads.items() if n.startswith("gpt.blocks.0.")]).norm()
     total = torch.cat([g.flatten() for g in grads.values()]).norm()
-    assert logged["grad_norm/blocks.0"] == pytest.approx(block0.item(), rel=1e-5)
-    assert logged["grad_norm/total"] == pytest.approx(total.item(), rel=1e-5)
-    assert set(logged) == {"grad_norm/" + k for k in ("tok_emb", "pos_emb", "blocks.0", "blocks.1", "ln_f", "total")}
+    assert logged[GRAD_NORM + "blocks.0"] == pytest.approx(block0.item(), rel=1e-5)
+    assert logged[GRAD_NORM + "total"] == pytest.approx(total.item(), rel=1e-5)
+    assert set(logged) == {GRAD_NORM + k for k in ("tok_emb", "pos_emb", "blocks.0", "blocks.1", "ln_f", "total")}
 
 
 def test_grad_norms_are_skipped_between_logging_steps():
-    model = tiny_gpt(10)
+    model = tiny_gpt(vocab_size=10, block_size=8)
     model.loss(*(torch.zeros(1, 8, dtype=torch.long),) * 2).backward()
     logger = SimpleNamespace(log_metrics=lambda metrics, step: pytest.fail("logged between logging steps"))
     trainer = SimpleNamespace(global_step=3, log_every_n_steps=10, loggers=[logger])
@@ -45,21 +47,14 @@ def test_grad_norms_are_skipped_between_logging_steps():
 
 def test_text_samples_every_n_steps_reach_tensorboard(tmp_path, repetitive_text):
     dm = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4)
-    model = tiny_gpt(dm.vocab_size, dm.chars)
-    trainer = pl.Trainer(
-        max_steps=10,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
+    trainer = quiet_trainer(
+        max_steps=10, limit_val_batches=0, default_root_dir=tmp_path, logger=True,
         callbacks=[TextSampleCallback(prompt="hello", max_new_tokens=5, every_n_steps=5)],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-    )
-    trainer.fit(model, dm)
-    events = EventAccumulator(trainer.log_dir)
-    events.Reload()
-    samples = events.Tensors("samples/text_summary")
-    assert [s.step for s in samples] == [5, 10]
-    assert b"hello" in samples[0].tensor_proto.string_val[0]
+    )  # fmt: skip
+    trainer.fit(gpt_for(dm), dm)
+    steps, texts = RunLog(trainer.log_dir).texts(SAMPLES)
+    assert steps == [5, 10]
+    assert texts[0].startswith("```\nhello") and len(texts[0]) == len("```\nhello\n```") + 5
 
 
 def test_text_samples_need_a_text_generator():
@@ -70,11 +65,9 @@ def test_text_samples_need_a_text_generator():
 def _fit_with_bar(tmp_path, text, ckpt_path=None, **trainer_args) -> tuple[pl.Trainer, StepProgressBar]:
     dm = CharDataModule(data_path=str(text), block_size=8, batch_size=16)
     bar = StepProgressBar()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path, callbacks=[bar], limit_val_batches=0, logger=False, enable_model_summary=False,
-        **trainer_args,
-    )  # fmt: skip
-    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm, ckpt_path=ckpt_path)
+    trainer = quiet_trainer(default_root_dir=tmp_path, callbacks=[bar], limit_val_batches=0, enable_progress_bar=True,
+                            **trainer_args)  # fmt: skip
+    trainer.fit(gpt_for(dm), dm, ckpt_path=ckpt_path)
     return trainer, bar
 
 
@@ -107,24 +100,22 @@ class ValidationSteps(pl.Callback):
 def test_a_run_that_stops_between_validations_ends_with_one(tmp_path, short_text, max_steps, final, validated_at):
     dm = CharDataModule(data_path=str(short_text), block_size=8, batch_size=4)
     seen = ValidationSteps()
-    trainer = pl.Trainer(
-        max_steps=max_steps, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path, logger=False,
-        callbacks=[seen, *([FinalValidation()] if final else [])], enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False,
+    trainer = quiet_trainer(
+        max_steps=max_steps, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path,
+        callbacks=[seen, *([FinalValidation()] if final else [])],
     )  # fmt: skip
-    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm)
+    trainer.fit(gpt_for(dm), dm)
     assert seen.steps == validated_at
 
 
 def test_last_ckpt_written_before_the_final_validation_is_rewritten_with_its_best_checkpoint(tmp_path, short_text):
     dm = CharDataModule(data_path=str(short_text), block_size=8, batch_size=4)
     best = pl.callbacks.ModelCheckpoint(monitor="val_loss")
-    trainer = pl.Trainer(
-        max_steps=6, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path, logger=False,
-        callbacks=[LastCheckpoint(every_n_train_steps=3), best], enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        max_steps=6, val_check_interval=3, limit_val_batches=1, default_root_dir=tmp_path, enable_checkpointing=True,
+        callbacks=[LastCheckpoint(every_n_train_steps=3), best],
     )  # fmt: skip
-    trainer.fit(tiny_gpt(dm.vocab_size, dm.chars), dm)  # step 6 is saved, then validated
+    trainer.fit(gpt_for(dm), dm)  # step 6 is saved, then validated
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     states = [state for key, state in saved.items() if key.startswith("ModelCheckpoint{'monitor': 'val_loss'")]
     assert [state["best_model_path"] for state in states] == [best.best_model_path]

@@ -10,18 +10,15 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-import checkpoint_io
 import train
 from callbacks import LastCheckpoint
-from callbacks.checkpoint_extras import CHECKPOINT_FORMAT
-from checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from checkpoints import FORMAT, AtomicCheckpointIO, files, read_checkpoint
 from datamodules import CharDataModule
-from lightning_modules import GPT2Mini
-from tiny_runs import REPO, CORPUS_LINE, ddpm_args, gpt_args, write_corpus
+from tiny import CORPUS_LINE, REPO, ddpm_args, gpt_args, quiet_trainer, tiny_gpt, write_corpus
 
 SAVER = """
 import sys, torch
-from checkpoint_io import AtomicCheckpointIO
+from checkpoints import AtomicCheckpointIO
 io, path, n = AtomicCheckpointIO(background=sys.argv[2] == "background"), sys.argv[1], 0
 while True:  # ~24 MB a save, each tagged with its number, until killed
     n += 1
@@ -59,14 +56,14 @@ def test_killing_a_process_while_it_saves_never_leaves_a_broken_file(tmp_path, m
 @pytest.fixture
 def slow_writes(monkeypatch):
     """Makes every checkpoint write take 0.5 s longer, and records when each one is on disk."""
-    done, write = [], checkpoint_io._write_atomically
+    done, write = [], files._write_atomically
 
     def slow_write(checkpoint, path):
         time.sleep(0.5)
         write(checkpoint, path)
         done.append(f"wrote {path.name}")
 
-    monkeypatch.setattr(checkpoint_io, "_write_atomically", slow_write)
+    monkeypatch.setattr(files, "_write_atomically", slow_write)
     return done
 
 
@@ -130,10 +127,9 @@ def test_last_checkpoint_is_on_disk_before_the_next_step_changes_the_weights(tmp
             on_disk[trainer.global_step] = torch.load(path)["global_step"] if path.exists() else None
 
     dm = CharDataModule(data_path=repetitive_text, block_size=8, batch_size=4)
-    model = GPT2Mini(dm.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=8, chars=dm.chars)
-    trainer = pl.Trainer(
-        max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        plugins=[AtomicCheckpointIO(background=True)],
+    model = tiny_gpt(vocab_size=dm.vocab_size, chars=dm.chars, n_layer=1, block_size=8)
+    trainer = quiet_trainer(
+        max_steps=5, limit_val_batches=0, enable_checkpointing=True, plugins=[AtomicCheckpointIO(background=True)],
         callbacks=[LookAfterEachStep(), LastCheckpoint(dirpath=tmp_path, every_n_train_steps=2)],
     )  # fmt: skip
     trainer.fit(model, dm)
@@ -176,9 +172,9 @@ def _bad_checkpoint(tmp_path: Path, checkpoints: dict, case: str) -> tuple[Path,
         return path, "not a Lightning checkpoint"
     if case == "newer format":
         checkpoint = torch.load(good, weights_only=True)
-        checkpoint["lab"]["format"] = CHECKPOINT_FORMAT + 1
+        checkpoint["lab"]["format"] = FORMAT + 1
         torch.save(checkpoint, path)
-        return path, f"incompatible version of the lab \\(checkpoint format {CHECKPOINT_FORMAT + 1}"
+        return path, f"incompatible version of the lab \\(checkpoint format {FORMAT + 1}"
     if case == "a directory":
         path.mkdir()
         return path, "is a directory"
@@ -230,39 +226,3 @@ def test_a_text_too_short_for_the_checkpoints_context_is_an_error(tmp_path, chec
     with pytest.raises(SystemExit) as exit_info:
         train.main(["validate", *gpt_args(tmp_path, short), "--ckpt_path", str(checkpoints["gpt"])])
     assert "too short for this checkpoint" in exit_info.value.code
-
-
-def _as_format_1(path: Path, out: Path) -> Path:
-    """The checkpoint as the lab wrote it before format 2: the network's weights on GPT2Mini itself
-    (`tok_emb.weight`, not `gpt.tok_emb.weight`) and no position in the training data's order."""
-    checkpoint = torch.load(path, weights_only=True)
-    checkpoint["state_dict"] = {name.removeprefix("gpt."): value for name, value in checkpoint["state_dict"].items()}
-    checkpoint["lab"]["format"] = 1
-    checkpoint["loops"]["fit_loop"]["state_dict"] = {}
-    torch.save(checkpoint, out)
-    return out
-
-
-@pytest.mark.slow
-def test_a_checkpoint_from_before_format_2_generates_predicts_and_resumes(tmp_path, checkpoints):
-    import generate
-
-    old = _as_format_1(checkpoints["gpt"], tmp_path / "format1.ckpt")
-    current = GPT2Mini.load_from_checkpoint(checkpoints["gpt"]).state_dict()
-    upgraded = generate.load_model(str(old)).state_dict()
-    assert upgraded.keys() == current.keys()
-    assert all(torch.equal(upgraded[name], value) for name, value in current.items())
-
-    texts = []
-    for ckpt in (old, checkpoints["gpt"]):
-        args = gpt_args(tmp_path / ckpt.stem, checkpoints["text"], "--model.max_new_tokens", "40", "--model.top_k", "3")
-        predicted = train.LabCLI(args=["predict", *args, "--ckpt_path", str(ckpt), "--seed_everything", "7"])
-        texts.append((Path(predicted.trainer.log_dir) / "predictions.txt").read_text())
-    assert texts[0] == texts[1] and len(texts[0]) > 40
-
-    args = gpt_args(tmp_path / "resume", checkpoints["text"], "--trainer.max_steps", "4")
-    resumed = train.LabCLI(args=["fit", *args, "--ckpt_path", str(old)])
-    assert resumed.trainer.global_step == 4
-    after = torch.load(resumed.trainer.checkpoint_callback.last_model_path, weights_only=True)
-    assert after["optimizer_states"][0]["state"][0]["step"] == 4  # Adam's moments carried on from step 2
-    assert after["lab"]["format"] == CHECKPOINT_FORMAT and "gpt.tok_emb.weight" in after["state_dict"]

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import generate
 import train
 from callbacks import StepProgressBar
+from callbacks.tags import GRAD_NORM, SAMPLES
+from experiments.run_log import RunLog
 from lightning_modules import GPT2Mini
 from subprocess_runs import run_train
-from tiny_runs import gpt_args, write_corpus
+from tiny import gpt_args, write_corpus
 
 pytestmark = pytest.mark.slow  # every test goes through train.py's command line
 
@@ -51,13 +52,12 @@ def test_run_writes_tensorboard_logs_and_checkpoints(trained):
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert ckpt.name == "last.ckpt" and ckpt.parent == run_dir / "checkpoints"
     assert Path(cli.trainer.checkpoint_callbacks[1].best_model_path).exists()
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    scalars = set(events.Tags()["scalars"])
-    assert {"train_loss", "val_loss", "lr-AdamW/decay", "grad_norm/total", "grad_norm/blocks.0", "grad_norm/tok_emb"} <= scalars
-    assert len(events.Scalars("train_loss")) == 60 // 10  # every log_every_n_steps
-    assert len(events.Scalars("val_loss")) == 2
-    assert "samples/text_summary" in events.Tags()["tensors"]  # TextSampleCallback, at each validation
+    log = RunLog(run_dir)
+    grad_norms = {GRAD_NORM + part for part in ("total", "blocks.0", "tok_emb")}
+    assert {"train_loss", "val_loss", "lr-AdamW/decay", *grad_norms} <= log.scalar_tags
+    assert log.scalars("train_loss")[0] == [9, 19, 29, 39, 49, 59]  # every log_every_n_steps
+    assert log.scalars("val_loss")[0] == [29, 59]
+    assert log.texts(SAMPLES)[0] == [30, 60]  # TextSampleCallback, at each validation
 
 
 def test_checkpoint_holds_plain_data_and_generates_on_its_own(trained):
@@ -88,10 +88,8 @@ def test_resume_continues_step_optimizer_and_schedule(trained):
 def test_validate_from_a_checkpoint_scores_it_and_draws_a_sample(trained):
     _, root, text, ckpt = trained
     cli = train.LabCLI(args=["validate", *tiny_args(root, text), "--ckpt_path", str(ckpt)])
-    events = EventAccumulator(cli.trainer.log_dir)
-    events.Reload()
     assert cli.trainer.callback_metrics["val_loss"] < 1.0
-    assert "samples/text_summary" in events.Tags()["tensors"]
+    assert len(RunLog(cli.trainer.log_dir).texts(SAMPLES)[1]) == 1
 
 
 def test_the_progress_bar_counts_the_runs_steps(tmp_path, repetitive_text, capsys):

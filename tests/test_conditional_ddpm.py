@@ -6,13 +6,11 @@ import torch
 
 from errors import UserInputError
 from lightning_modules import DDPM
-
-TINY = {"base_channels": 8, "channel_mults": (1, 2), "timesteps": 20}
+from tiny import tiny_ddpm
 
 
 def tiny(**kwargs) -> DDPM:
-    torch.manual_seed(0)
-    model = DDPM(**{**TINY, "num_classes": 10, **kwargs}).eval()
+    model = tiny_ddpm(**{"num_classes": 10, **kwargs}).eval()
     with torch.no_grad():  # a label embedding far from its zero-mean start, so labels visibly matter
         model.unet.label_emb.weight.normal_(0, 1)
     return model
@@ -40,7 +38,7 @@ def test_different_labels_draw_different_images_from_the_same_noise():
 
 
 def test_an_unconditional_model_is_unchanged():
-    plain = DDPM(**TINY)
+    plain = tiny_ddpm()
     assert plain.unet.label_emb is None and not plain.conditional
     assert plain.drop_labels([torch.zeros(2, 1, 28, 28), torch.tensor([1, 2])]) is None
     with pytest.raises(UserInputError, match="unconditional"):
@@ -95,12 +93,14 @@ def test_bad_labels_get_a_clear_error(labels, message):
 
 
 def test_bad_conditioning_settings_get_a_clear_error():
-    with pytest.raises(UserInputError, match="cond_drop_prob in \\[0, 1\\)"):
-        DDPM(**TINY, num_classes=10, cond_drop_prob=1.0)
+    with pytest.raises(UserInputError, match="cond_drop_prob must be in \\[0, 1\\)"):
+        tiny_ddpm(num_classes=10, cond_drop_prob=1.0)
+    with pytest.raises(UserInputError, match="num_classes must be 0 \\(unconditional\\) or more, got -1"):
+        tiny_ddpm(num_classes=-1)
     with pytest.raises(UserInputError, match=r"from 0 to 9 .*got \[12\]"):
-        DDPM(**TINY, num_classes=10, labels=[12])
+        tiny_ddpm(num_classes=10, labels=[12])
     with pytest.raises(UserInputError, match="unconditional"):
-        DDPM(**TINY, labels=[1])
+        tiny_ddpm(labels=[1])
 
 
 def test_the_validation_loss_gives_every_label():

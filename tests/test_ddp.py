@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from callbacks.tags import SAMPLES
+from experiments.run_log import RunLog
 from subprocess_runs import run_train
-from tiny_runs import ddpm_args, gpt_args
+from tiny import ddpm_args, gpt_args
 
 pytestmark = pytest.mark.slow  # two train.py processes each
 
@@ -43,13 +44,12 @@ def test_two_process_training_and_predict(tmp_path, tiny_mnist, short_text, mode
     assert len(list(run.glob("events.out.tfevents.*"))) == 1
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "last.ckpt"
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
-    events = EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
-    events.Reload()
+    log = RunLog(run)
     if model == "ddpm":
-        assert [e.step for e in events.Images("samples")] == [2, 4]  # one grid per validation, not one per rank
+        assert log.images(SAMPLES) == [2, 4]  # one grid per validation, not one per rank
         assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     else:
-        assert [e.step for e in events.Tensors("samples/text_summary")] == [2, 4]
+        assert log.texts(SAMPLES)[0] == [2, 4]
 
     predict_args = ["--data.prompts", '["hello", "the lab", "world"]'] if model != "ddpm" else []
     predict = run_train(
@@ -64,9 +64,3 @@ def test_two_process_training_and_predict(tmp_path, tiny_mnist, short_text, mode
         texts = (out / "predictions.txt").read_text().split("\n" + "-" * 40 + "\n")
         prompts = ["hello", "the lab", "world"]
         assert len(texts) == 3 and all(t.startswith(p) for t, p in zip(texts, prompts))  # all three, in order
-
-
-def test_the_readme_documents_several_processes_and_machines():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for option in ("--trainer.devices", "--trainer.num_nodes", "--trainer.strategy ddp"):
-        assert option in readme

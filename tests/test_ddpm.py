@@ -7,30 +7,21 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import train
 from callbacks import ImageSampleCallback
+from callbacks.tags import GRAD_NORM, SAMPLES
 from errors import UserInputError
+from experiments.run_log import RunLog
 from lightning_modules import DDPM
-from tiny_runs import ddpm_args
-TINY = {"base_channels": 8, "channel_mults": (1, 2), "timesteps": 20}
-
-
-def tiny_ddpm(**kwargs) -> DDPM:
-    torch.manual_seed(0)
-    return DDPM(**{**TINY, **kwargs})
+from tiny import ddpm_args, digit_squares, quiet_trainer, tiny_ddpm
 
 
 def squares(n: int = 32) -> torch.Tensor:
-    """Images in [-1, 1]: black, with a white 10x10 square in one of four corners."""
-    images = -torch.ones(n, 1, 28, 28)
-    for i in range(n):
-        row, col = 2 + 14 * (i % 2), 2 + 14 * (i // 2 % 2)
-        images[i, :, row : row + 10, col : col + 10] = 1.0
-    return images
+    """Digit-like squares in [-1, 1], the range the model works in."""
+    return digit_squares(n)[0] * 2 - 1
 
 
 # ---- settings ---------------------------------------------------------------------------------------
@@ -50,7 +41,7 @@ def test_defaults_follow_the_plan_and_keep_sampling_settings_out_of_hparams():
     ("kwargs", "message"),
     [
         ({"base_channels": 0}, "base_channels must be a positive integer"),
-        ({"base_channels": 7}, "base_channels must be even"),
+        ({"base_channels": 7}, r"\(the U-Net.s base_channels\) must be even, got 7"),
         ({"timesteps": 0}, "timesteps must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"noise_schedule": "quadratic"}, "choose one of 'linear', 'cosine'"),
@@ -61,12 +52,13 @@ def test_defaults_follow_the_plan_and_keep_sampling_settings_out_of_hparams():
         ({"warmup_steps": 10, "lr_decay_steps": 10}, r"lr_decay_steps must be larger than warmup_steps \(10\)"),
         ({"learning_rate": 1e-3, "lr_decay_steps": 500, "min_lr": 2e-3}, r"min_lr must be between 0 and learning_rate"),
         ({"min_snr_gamma": 0.0}, "min_snr_gamma must be positive"),
-        ({"min_lr": 1e-5}, r"min_lr \(1e-05\) is where a decay ends: set lr_decay_steps too"),
+        ({"in_channels": 0}, "in_channels must be a positive integer"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ],
 )
 def test_bad_settings_are_user_errors(kwargs, message):
     with pytest.raises(UserInputError, match=message):
-        DDPM(**{**TINY, **kwargs})
+        tiny_ddpm(**kwargs)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"steps": 0}, "sample_steps"), ({"eta": -0.1}, "eta")])
@@ -82,32 +74,6 @@ def test_cosine_schedule_changes_the_noise_but_not_the_network():
     assert not torch.allclose(linear.schedule.alphas_cumprod, cosine.schedule.alphas_cumprod)
     x0, t, noise = squares(4), torch.full((4,), 10), torch.randn(4, 1, 28, 28)
     assert not torch.allclose(linear.schedule.q_sample(x0, t, noise), cosine.schedule.q_sample(x0, t, noise))
-
-
-def learning_rates(model: DDPM, steps: int) -> list[float]:
-    optimizer_and_scheduler = model.configure_optimizers()
-    optimizer, scheduler = optimizer_and_scheduler["optimizer"], optimizer_and_scheduler["lr_scheduler"]["scheduler"]
-    rates = []
-    for _ in range(steps):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return rates
-
-
-def test_learning_rate_warms_up_then_stays_constant_by_default():
-    rates = learning_rates(tiny_ddpm(learning_rate=1e-3, warmup_steps=4), 12)
-    assert rates[:5] == pytest.approx([1e-3 * (i + 1) / 5 for i in range(5)])
-    assert rates[4:] == pytest.approx([1e-3] * 8)
-
-
-def test_lr_decay_steps_follow_a_cosine_down_to_min_lr_after_the_same_warm_up():
-    model = tiny_ddpm(learning_rate=1e-3, warmup_steps=4, lr_decay_steps=14, min_lr=1e-4)
-    rates = learning_rates(model, 20)
-    assert rates[:5] == pytest.approx([1e-3 * (i + 1) / 5 for i in range(5)])
-    assert rates[9] == pytest.approx((1e-3 + 1e-4) / 2)  # halfway through the decay
-    assert all(a > b for a, b in zip(rates[4:14], rates[5:15]))
-    assert rates[14:] == pytest.approx([1e-4] * 6)
 
 
 def test_min_snr_gamma_caps_the_weight_of_low_noise_steps_and_leaves_the_rest_at_one():
@@ -138,42 +104,6 @@ def test_min_snr_gamma_weights_the_training_loss_but_not_the_validation_loss():
     assert torch.equal(*val)
 
 
-def test_a_checkpoint_from_before_the_recipe_settings_loads_with_a_constant_rate_and_plain_loss(tmp_path):
-    model = tiny_ddpm(learning_rate=1e-3)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-    trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8))
-    trainer.save_checkpoint(tmp_path / "old.ckpt")
-    checkpoint = torch.load(tmp_path / "old.ckpt", weights_only=True)
-    for added_later in ("lr_decay_steps", "min_lr", "min_snr_gamma"):
-        del checkpoint["hyper_parameters"][added_later]
-    torch.save(checkpoint, tmp_path / "old.ckpt")
-    loaded = DDPM.load_from_checkpoint(tmp_path / "old.ckpt", map_location="cpu")
-    assert (loaded.hparams.lr_decay_steps, loaded.hparams.min_snr_gamma) == (None, None)
-    assert torch.equal(loaded.loss_weights(torch.arange(20)), torch.ones(20))
-    assert learning_rates(loaded, 110)[100:] == pytest.approx([1e-3] * 10)
-    for name, value in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], value)
-
-
-def test_resuming_under_the_other_kind_of_learning_rate_schedule_is_refused_but_sampling_is_not(tmp_path):
-    def fit(model: DDPM, steps: int, ckpt_path: Path | None = None) -> pl.Trainer:
-        trainer = pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-        trainer.fit(model, DataLoader(TensorDataset(squares(8)), batch_size=8), ckpt_path=ckpt_path)
-        return trainer
-
-    for lr_decay_steps, other in ((None, 300), (200, None)):
-        fit(tiny_ddpm(lr_decay_steps=lr_decay_steps), 1).save_checkpoint(tmp_path / "run.ckpt")
-        assert fit(tiny_ddpm(lr_decay_steps=lr_decay_steps), 2, tmp_path / "run.ckpt").global_step == 2
-        expected = "constant rate" if lr_decay_steps is None else "cosine decay"
-        message = rf"trained with a {expected}.*--model.lr_decay_steps {lr_decay_steps or 'null'}"
-        with pytest.raises(UserInputError, match=message):
-            fit(tiny_ddpm(lr_decay_steps=other), 2, tmp_path / "run.ckpt")
-        checkpoint = torch.load(tmp_path / "run.ckpt", weights_only=True)
-        tiny_ddpm(lr_decay_steps=other).on_load_checkpoint(checkpoint)  # no training: loads for sampling
-
-
 def test_switches_reach_the_unet():
     model = tiny_ddpm(disable_residual=True, disable_time_emb=True)
     assert model.unet.time_mlp is None
@@ -190,10 +120,7 @@ def test_a_short_training_run_lowers_the_loss():
     t, noise = torch.randint(0, 20, (32,), generator=generator), torch.randn(x0.shape, generator=generator)
     with torch.no_grad():
         before = model.loss(x0, t, noise).item()
-    trainer = pl.Trainer(
-        accelerator="cpu", max_steps=30, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
+    trainer = quiet_trainer(max_steps=30)
     trainer.fit(model, DataLoader(TensorDataset(x0), batch_size=16, shuffle=True))
     with torch.no_grad():
         after = model.loss(x0, t, noise).item()
@@ -305,9 +232,17 @@ def test_sample_grids_every_n_steps_from_a_fixed_seed_once_per_step(tmp_path):
     assert Image.open(tmp_path / "samples" / "step_000002.png").size == (62, 62)  # a 2x2 grid
 
 
-def test_sample_grids_need_a_model_that_samples(tmp_path):
+def test_sample_grids_need_a_model_that_samples_and_settings_it_can_follow(tmp_path):
     with pytest.raises(TypeError, match="needs a model with sample"):
-        ImageSampleCallback(every_n_steps=1).on_train_batch_end(fake_trainer(tmp_path, 1), pl.LightningModule())
+        ImageSampleCallback(every_n_steps=1).setup(fake_trainer(tmp_path, 1), pl.LightningModule(), "fit")
+    with pytest.raises(UserInputError, match=r"ImageSampleCallback: sample_steps must be between 1 and timesteps \(20\)"):
+        ImageSampleCallback(sample_steps=50).setup(fake_trainer(tmp_path, 1), tiny_ddpm(), "fit")
+
+
+def test_a_conditional_models_grid_is_whole_rows_of_its_digits(tmp_path):
+    callback = ImageSampleCallback(num_samples=16, sample_steps=2)
+    callback.on_validation_epoch_end(fake_trainer(tmp_path, 1), tiny_ddpm(num_classes=10))
+    assert Image.open(tmp_path / "samples" / "step_000001.png").size == (2 + 10 * 30, 2 + 2 * 30)  # 20 digits
 
 # ---- through train.py -------------------------------------------------------------------------------
 
@@ -334,10 +269,10 @@ def test_run_logs_losses_and_sample_grids(trained):
     run_dir = Path(cli.trainer.log_dir)
     assert cli.trainer.global_step == 4 and run_dir.is_relative_to(root)
     assert ckpt.name == "last.ckpt" and ckpt.parent == run_dir / "checkpoints"
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    assert {"train_loss", "val_loss", "grad_norm/total", "grad_norm/down_blocks.0", "grad_norm/time_mlp", "lr-Adam"} <= set(events.Tags()["scalars"])
-    assert [e.step for e in events.Images("samples")] == [2, 4]  # ImageSampleCallback, at each validation
+    log = RunLog(run_dir)
+    grad_norms = {GRAD_NORM + part for part in ("total", "down_blocks.0", "time_mlp")}
+    assert {"train_loss", "val_loss", "lr-Adam", *grad_norms} <= log.scalar_tags
+    assert log.images(SAMPLES) == [2, 4]  # ImageSampleCallback, at each validation
     for step in (2, 4):  # 16 samples in a 4x4 grid of 28-pixel tiles with 2-pixel padding
         assert Image.open(run_dir / "samples" / f"step_{step:06d}.png").size == (122, 122)
 

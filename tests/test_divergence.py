@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import train
-from tiny_runs import ddpm_args, gpt_args
+from tiny import ddpm_args, gpt_args
 
 pytestmark = pytest.mark.slow  # runs through train.py's command line
 

@@ -14,11 +14,15 @@ from torchvision.io import read_image
 from torchvision.utils import make_grid, save_image
 
 from callbacks import EMA, ImageSampleCallback
+from callbacks.lightning_internals import averaged_model
 from datamodules import MNISTDataModule
 from lightning_modules import DDPM
+from tiny import quiet_trainer, tiny_ddpm
 
-TINY = {"base_channels": 8, "channel_mults": (1, 2), "timesteps": 20, "learning_rate": 1e-3, "warmup_steps": 0}
-QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+
+def ddpm(**settings) -> DDPM:
+    """A tiny DDPM that learns fast enough for a few steps to move its weights well away from the start."""
+    return tiny_ddpm(learning_rate=1e-3, warmup_steps=0, **settings)
 
 
 class EMAProbe(pl.Callback):
@@ -30,7 +34,7 @@ class EMAProbe(pl.Callback):
         self.follows: dict[int, bool] = {}
 
     def average(self) -> dict[str, torch.Tensor]:
-        return {k: v.clone() for k, v in self.ema._average_model.module.state_dict().items()}
+        return {k: v.clone() for k, v in averaged_model(self.ema).module.state_dict().items()}
 
     def on_train_start(self, trainer, pl_module):
         self.at_start = self.average()
@@ -50,15 +54,13 @@ def data(data_dir) -> MNISTDataModule:
 
 
 def fit(data_dir, root, max_steps, ckpt_path=None, ema=None):
-    torch.manual_seed(0)
     ema = ema or EMA(decay=0.9)
     probe = EMAProbe(ema)
     # Saved during training, as last.ckpt is: at the end of fit the EMA weights are copied into the model.
     checkpoint = ModelCheckpoint(root, filename=f"step{max_steps}", every_n_train_steps=max_steps)
-    trainer = pl.Trainer(
-        max_steps=max_steps, default_root_dir=root, callbacks=[ema, probe, checkpoint], limit_val_batches=0, **QUIET
-    )
-    model = DDPM(**TINY)
+    trainer = quiet_trainer(max_steps=max_steps, default_root_dir=root, callbacks=[ema, probe, checkpoint],
+                            limit_val_batches=0, enable_checkpointing=True)  # fmt: skip
+    model = ddpm()
     trainer.fit(model, data(data_dir), ckpt_path=ckpt_path)
     path = root / f"step{max_steps}.ckpt"
     return torch.load(path, weights_only=True), path, probe
@@ -72,7 +74,7 @@ def test_ema_is_saved_as_the_weights_used_for_sampling_and_survives_resume(tmp_p
     loaded = DDPM.load_from_checkpoint(path)
     for name, value in loaded.state_dict().items():
         torch.testing.assert_close(value, ema[name])
-    with_raw = DDPM(**TINY)
+    with_raw = ddpm()
     with_raw.load_state_dict(raw)
     samples = loaded.sample(4, steps=5, seed=0)
     assert not torch.allclose(samples, with_raw.sample(4, steps=5, seed=0))
@@ -86,29 +88,26 @@ def test_ema_is_saved_as_the_weights_used_for_sampling_and_survives_resume(tmp_p
 
 def val_loss(model: DDPM, data_dir) -> float:
     """The validation loss of `model`'s own weights, with no callbacks in the way."""
-    trainer = pl.Trainer(limit_val_batches=1, callbacks=[], **QUIET)
+    trainer = quiet_trainer(limit_val_batches=1)
     return trainer.validate(model, data(data_dir), verbose=False)[0]["val_loss"]
 
 
 def test_a_run_shorter_than_the_ema_start_validates_samples_and_saves_the_current_weights(tmp_path, tiny_mnist):
     steps = 5
-    torch.manual_seed(0)
-    initial = DDPM(**TINY)
-    torch.manual_seed(0)
-    model = DDPM(**TINY)
+    initial, model = ddpm(), ddpm()
     sampler = ImageSampleCallback(num_samples=4, every_n_steps=None, sample_steps=5, seed=0)
     ema = EMA(decay=0.995, update_starting_at_step=100)
     best = ModelCheckpoint(tmp_path, monitor="val_loss", filename="best-{step}-{val_loss:.4f}")
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_steps=steps, default_root_dir=tmp_path, callbacks=[sampler, ema, best], limit_val_batches=1,
-        val_check_interval=steps, check_val_every_n_epoch=None, num_sanity_val_steps=0, **QUIET,
+        val_check_interval=steps, check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_checkpointing=True,
     )  # fmt: skip
     trainer.fit(model, data(tiny_mnist))
 
     ckpt = torch.load(best.best_model_path, weights_only=True)
     assert ckpt["global_step"] == steps
     assert same(ckpt["state_dict"], ckpt["current_model_state"]), "before the EMA start it must be the weights"
-    raw = DDPM(**TINY)
+    raw = ddpm()
     raw.load_state_dict(ckpt["current_model_state"])
 
     # Validation saw the trained weights, not the initial copy Lightning's callback would have swapped in.
@@ -142,8 +141,8 @@ class PredictProbe(pl.Callback):
 
 def predict(ckpt_path, data_dir, ema):
     probe = PredictProbe()
-    trainer = pl.Trainer(callbacks=[ema, probe], **QUIET)
-    trainer.predict(DDPM(**TINY, num_samples=1, sample_steps=2), data(data_dir), ckpt_path=ckpt_path)
+    trainer = quiet_trainer(callbacks=[ema, probe])
+    trainer.predict(ddpm(num_samples=1, sample_steps=2), data(data_dir), ckpt_path=ckpt_path)
     return probe
 
 
@@ -156,7 +155,7 @@ def test_predict_samples_with_the_ema_weights_and_does_not_warn(tmp_path, tiny_m
     assert not alarming, alarming
 
     assert same(probe.weights, ckpt["state_dict"]) and not same(probe.weights, ckpt["current_model_state"])
-    with_ema = DDPM(**TINY)
+    with_ema = ddpm()
     with_ema.load_state_dict(ckpt["state_dict"])
     torch.testing.assert_close(probe.samples, with_ema.sample(2, steps=5, seed=0))
 

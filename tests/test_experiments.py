@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from experiments import ablation, plot_scaling, scaling
+from experiments.run_log import RunLog
 
 TINY_GPT = ["--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "16", "--data.block_size", "8",
             "--data.batch_size", "4", "--trainer.enable_progress_bar", "false",
@@ -91,16 +92,10 @@ def test_the_gpt2_to_llama_preset_reports_each_variant_over_its_seeds(tmp_path, 
     base, gqa, untied = results["baseline"], results["gqa"], results["untied"]
     assert gqa["kv_cache_bytes_per_token"] * 2 == base["kv_cache_bytes_per_token"] == 1 * 2 * 16 * 4
     assert untied["parameters"] - base["parameters"] == 16 * len(set(repetitive_text.read_text()))
-    assert len(_scalars(results["gqa"]["runs"][1]["log_dir"], "val_loss")) == 2  # a curve: the preset's interval
+    assert len(RunLog(results["gqa"]["runs"][1]["log_dir"]).scalars("val_loss")[1]) == 2  # a curve: the preset's interval
     table = (out / "ablation.md").read_text()
     assert re.search(r"\| gqa \| [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \| [\d,]+ \| [\d,]+ \| 64 \|", table)
     assert (out / "ablation.png").stat().st_size > 10_000
-
-
-def _scalars(log_dir: str, tag: str) -> list[float]:
-    events = EventAccumulator(log_dir)
-    events.Reload()
-    return [e.value for e in events.Scalars(tag)]
 
 
 def _hparams(log_dir: str) -> dict:

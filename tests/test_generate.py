@@ -2,13 +2,13 @@
 
 import io
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
 import generate
 from datamodules import CharDataModule
 from lightning_modules import GPT2Mini
+from tiny import quiet_trainer, tiny_gpt
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +17,8 @@ def ckpt(tmp_path_factory):
     text = root / "tiny.txt"
     text.write_text("abc abc abc\n" * 50)
     dm = CharDataModule(data_path=str(text), block_size=8, batch_size=4)
-    model = GPT2Mini(dm.vocab_size, n_layer=1, n_head=1, n_embd=16, block_size=8, chars=dm.chars)
-    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    model = tiny_gpt(vocab_size=dm.vocab_size, chars=dm.chars, n_layer=1, block_size=8)
+    trainer = quiet_trainer(max_steps=1)
     trainer.fit(model, dm)
     path = root / "model.ckpt"
     trainer.save_checkpoint(path)

@@ -7,15 +7,12 @@ import torch
 
 from errors import UserInputError
 from lightning_modules import GPT2Mini
-from lightning_modules.lr_schedule import warmup_cosine
-
-CHARS = list("\n abcdefgh")
+from lightning_modules.transformer import GPT, GPTConfig
+from tiny import CHARS, tiny_gpt
 
 
 def tiny(**kwargs) -> GPT2Mini:
-    torch.manual_seed(0)
-    args = dict(vocab_size=len(CHARS), n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.0, chars=CHARS)
-    return GPT2Mini(**{**args, **kwargs}).eval()
+    return tiny_gpt(**{"n_embd": 32, **kwargs})
 
 
 def test_logits_shape():
@@ -81,7 +78,7 @@ def test_generate_text_keeps_the_prompt_and_adds_characters():
 
 
 def test_streamed_characters_are_the_continuation_generate_text_returns():
-    model = GPT2Mini(vocab_size=5, n_layer=1, n_head=1, n_embd=8, block_size=8, chars=list("abc \n"))
+    model = tiny_gpt(vocab_size=5, n_layer=1, block_size=8, chars=list("abc \n"))
     streamed: list[str] = []
     torch.manual_seed(3)
     text = model.generate_text("ab", max_new_tokens=20, on_text=streamed.append)  # past block_size: the window slides
@@ -131,6 +128,11 @@ def test_empty_prompt_is_refused():
         tiny().generate_text("", max_new_tokens=3)
 
 
+def test_the_network_checks_its_own_settings():
+    with pytest.raises(ValueError, match=r"n_embd \(30\) must be divisible by n_head \(4\)"):
+        GPT(GPTConfig(n_embd=30, n_head=4))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -138,7 +140,7 @@ def test_empty_prompt_is_refused():
         ({"ln_style": "middle"}, "ln_style must be one of 'pre', 'post'"),
         ({"n_layer": 0}, "n_layer must be a positive integer"),
         ({"block_size": -1}, "block_size must be a positive integer"),
-        ({"vocab_size": 0, "chars": None}, "vocab_size must be a positive integer"),
+        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"chars": list("abc")}, "chars has 3 characters but vocab_size is 10"),
         ({"n_head": 4, "n_kv_head": 3}, r"n_head \(4\) must be divisible by n_kv_head \(3\)"),
@@ -147,11 +149,18 @@ def test_empty_prompt_is_refused():
         ({"norm": "batchnorm"}, "norm must be one of 'layernorm', 'rmsnorm'"),
         ({"pos_emb": "sinusoidal"}, "pos_emb must be one of 'learned', 'rope', 'none'"),
         ({"mlp": "relu"}, "mlp must be one of 'gelu', 'swiglu'"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ],
 )
 def test_bad_configuration_gets_a_clear_error(kwargs, message):
     with pytest.raises(UserInputError, match=message):
         tiny(**kwargs)
+
+
+def test_the_checkpoint_keeps_every_network_setting_even_the_defaults():
+    model = GPT2Mini(vocab_size=10, n_layer=1)
+    assert {name: model.hparams[name] for name in vars(model.gpt.config)} == vars(model.gpt.config)
+    assert model.hparams.n_head == 4 and model.hparams.pos_emb == "learned"  # GPTConfig's defaults, saved
 
 
 def test_weight_decay_skips_biases_and_layernorm():
@@ -164,15 +173,6 @@ def test_weight_decay_skips_biases_and_layernorm():
     assert any(p is model.gpt.blocks[0].ln1.weight for p in plain["params"])
 
 
-def test_warmup_cosine_schedule():
-    lr = [warmup_cosine(s, warmup_steps=10, decay_steps=110, min_lr_ratio=0.1) for s in range(200)]
-    assert lr[0] < lr[5] < lr[9] < 1.0
-    assert lr[10] == pytest.approx(1.0)
-    assert lr[60] == pytest.approx(0.55)
-    assert all(a >= b for a, b in zip(lr[10:110], lr[11:111]))
-    assert lr[110:] == [0.1] * 90
-
-
 def test_uniform_guess_loss_is_log_vocab():
     """At initialisation the logits are near zero, so the loss starts near log(vocab_size)."""
     model = tiny()
@@ -182,7 +182,7 @@ def test_uniform_guess_loss_is_log_vocab():
 
 @pytest.mark.slow
 def test_compile_sends_the_loss_through_torch_compile_with_the_same_value():
-    model = GPT2Mini(vocab_size=11, n_layer=1, n_head=2, n_embd=16, block_size=8, dropout=0.0, compile=True)
+    model = tiny_gpt(vocab_size=11, n_layer=1, block_size=8, compile=True)
     assert "compile" not in model.hparams  # how to run, not what the model is: never saved
     assert model._loss_fn != model.loss
     batch = (torch.randint(0, 11, (2, 8)), torch.randint(0, 11, (2, 8)))

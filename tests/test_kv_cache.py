@@ -5,13 +5,13 @@ import torch
 
 from lightning_modules import GPT2Mini
 from lightning_modules.transformer import KVCache
+from tiny import tiny_gpt
 
 VOCAB, BLOCK = 11, 16
 
 
 def tiny(**kwargs) -> GPT2Mini:
-    torch.manual_seed(0)
-    return GPT2Mini(VOCAB, n_layer=2, n_head=2, n_embd=32, block_size=BLOCK, dropout=0.0, **kwargs).eval()
+    return tiny_gpt(vocab_size=VOCAB, n_embd=32, block_size=BLOCK, **kwargs)
 
 
 @pytest.mark.parametrize("attn_impl", ["sdpa", "manual"])

@@ -14,7 +14,7 @@ from datamodules import MNISTDataModule
 from datamodules.mnist import MNIST_FILES
 from errors import UserInputError
 from subprocess_runs import run_train
-from tiny_runs import ddpm_args
+from tiny import ddpm_args
 
 
 def test_reads_both_splits_scaled_to_minus_one_one(tiny_mnist):

@@ -3,7 +3,6 @@ head; each computes what it names, and every combination trains, saves, loads an
 
 import itertools
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from lightning_modules import GPT2Mini
 from lightning_modules.transformer import MLP, CausalSelfAttention, GPTConfig, KVCache, RMSNorm, apply_rope, rope_angles
+from tiny import CHARS, quiet_trainer, tiny_config, tiny_gpt
 
-CHARS = list("\n abcdefgh")
 N_EMBD, N_HEAD, BLOCK = 32, 4, 16
 LLAMA = {"norm": "rmsnorm", "pos_emb": "rope", "mlp": "swiglu", "n_kv_head": 2, "tie_weights": False}
 SWITCH_SETS = [
@@ -30,13 +29,11 @@ SWITCH_SETS = [
 
 
 def tiny(**switches) -> GPT2Mini:
-    torch.manual_seed(0)
-    args = dict(n_layer=2, n_head=N_HEAD, n_embd=N_EMBD, block_size=BLOCK, dropout=0.0, chars=CHARS)
-    return GPT2Mini(len(CHARS), **{**args, **switches}).eval()
+    return tiny_gpt(**{"n_head": N_HEAD, "n_embd": N_EMBD, **switches})
 
 
 def config(**switches) -> GPTConfig:
-    return GPTConfig(vocab_size=len(CHARS), n_embd=N_EMBD, n_head=N_HEAD, block_size=BLOCK, dropout=0.0, **switches)
+    return tiny_config(n_head=N_HEAD, n_embd=N_EMBD, **switches)
 
 
 def tokens(batch: int, length: int, seed: int = 1) -> torch.Tensor:
@@ -219,12 +216,9 @@ def _combinations() -> list[dict]:
 def test_every_combination_learns_saves_loads_and_generates(tmp_path, switches):
     text = torch.tensor([CHARS.index(c) for c in "abc defgh\n" * 40])
     windows = [(text[i : i + BLOCK], text[i + 1 : i + BLOCK + 1]) for i in range(0, len(text) - BLOCK - 1, 3)]
-    torch.manual_seed(0)
-    model = GPT2Mini(len(CHARS), n_layer=2, n_head=N_HEAD, n_embd=N_EMBD, block_size=BLOCK, dropout=0.0,
-                     learning_rate=1e-2, warmup_steps=0, chars=CHARS, **switches)  # fmt: skip
+    model = tiny(learning_rate=1e-2, warmup_steps=0, **switches).train()
     first = model.loss(*next(iter(DataLoader(windows, batch_size=len(windows))))).item()
-    trainer = pl.Trainer(max_steps=30, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer = quiet_trainer(max_steps=30)
     trainer.fit(model, DataLoader(windows, batch_size=16, shuffle=True))
     model.eval()
     last = model.loss(*next(iter(DataLoader(windows, batch_size=len(windows))))).item()

@@ -2,26 +2,29 @@
 
 from types import SimpleNamespace
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import DiffusionObserver, TransformerObserver, UpdateRatioLogger
-from datamodules import CharDataModule
-from lightning_modules import DDPM, GPT2Mini
-from lightning_modules.transformer import GPT, GPTConfig, merge_heads, split_heads
-
-OBSERVED = (
-    "attention/", "attention_entropy/", "residual_rms/", "logit_lens/", "update_ratio/", "val_loss_by_t/", "denoising/"
+from callbacks.tags import (
+    ATTENTION,
+    ATTENTION_ENTROPY,
+    LOGIT_LENS,
+    OBSERVED,
+    RESIDUAL_RMS,
+    TRAJECTORY,
+    UPDATE_RATIO,
+    VAL_LOSS_BY_T,
 )
+from datamodules import CharDataModule
+from experiments.run_log import RunLog
+from lightning_modules.transformer import GPT, merge_heads, split_heads
+from tiny import quiet_trainer, tiny_ddpm, tiny_gpt, tiny_network
 
 
 def network(**switches) -> GPT:
-    torch.manual_seed(0)
-    config = GPTConfig(vocab_size=12, n_layer=3, n_head=2, n_embd=16, block_size=16, dropout=0.0, **switches)
-    return GPT(config).eval()
+    return tiny_network(vocab_size=12, n_layer=3, **switches)
 
 
 @pytest.fixture
@@ -69,7 +72,7 @@ def test_residual_rms_shows_each_switch_on_the_same_weights(idx):
         for block in gpt.blocks:
             for name, value in switches.items():
                 setattr(block, name, value)
-        return [_observed(gpt, idx)[f"residual_rms/block_{i}"] for i in range(3)]
+        return [_observed(gpt, idx)[f"{RESIDUAL_RMS}{i}"] for i in range(3)]
 
     pre, post, no_residual = profile(), profile(ln_style="post"), profile(disable_residual=True)
     assert post == pytest.approx([1.0] * 3, abs=1e-3)  # Post-LN ends every block with a fresh LayerNorm
@@ -83,7 +86,7 @@ def test_the_last_blocks_logit_lens_is_the_models_loss(idx):
     targets = idx.roll(-1, dims=1)
     observed = _observed(gpt, idx)
     loss = torch.nn.functional.cross_entropy(gpt(idx).flatten(0, 1), targets.flatten())
-    assert observed["logit_lens/block_2"] == pytest.approx(loss.item(), abs=1e-5)
+    assert observed[f"{LOGIT_LENS}2"] == pytest.approx(loss.item(), abs=1e-5)
 
 
 def test_the_observer_reads_only_its_first_windows(idx):
@@ -93,8 +96,7 @@ def test_the_observer_reads_only_its_first_windows(idx):
 
 
 def test_update_ratio_is_the_step_over_the_weights_per_part():
-    torch.manual_seed(0)
-    model = GPT2Mini(10, n_layer=2, n_head=2, n_embd=16, block_size=8)
+    model = tiny_gpt(vocab_size=10, block_size=8)
     x = torch.randint(0, 10, (4, 8))
     model.loss(x, x).backward()
     logged = {}
@@ -109,22 +111,17 @@ def test_update_ratio_is_the_step_over_the_weights_per_part():
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     trainer.global_step = 1
     ratio.on_train_batch_end(trainer, model)
-    assert logged["update_ratio/blocks.0"] == pytest.approx(expected, rel=1e-4)
-    assert set(logged) == {f"update_ratio/{part}" for part in ("tok_emb", "pos_emb", "blocks.0", "blocks.1", "ln_f")}
+    assert logged[f"{UPDATE_RATIO}blocks.0"] == pytest.approx(expected, rel=1e-4)
+    assert set(logged) == {f"{UPDATE_RATIO}{part}" for part in ("tok_emb", "pos_emb", "blocks.0", "blocks.1", "ln_f")}
 
 
 # ---- the diffusion observer -------------------------------------------------------------------------
 
 
-def tiny_ddpm() -> DDPM:
-    torch.manual_seed(0)
-    return DDPM(base_channels=8, channel_mults=(1, 2), timesteps=20)
-
-
 def test_bucketed_losses_weighted_by_their_counts_are_the_validation_loss(tmp_path):
     observer = DiffusionObserver(buckets=10, num_images=2, points=3, sample_steps=4)
     images = torch.rand(10, 1, 28, 28) * 2 - 1
-    trainer = pl.Trainer(callbacks=[observer], logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    trainer = quiet_trainer(callbacks=[observer], default_root_dir=tmp_path)
     (metrics,) = trainer.validate(tiny_ddpm(), DataLoader(TensorDataset(images), batch_size=4), verbose=False)
     buckets = observer.bucket_losses()
     assert sum(count for _, count in buckets.values()) == 10
@@ -144,40 +141,26 @@ def test_the_trajectory_pairs_noisy_images_with_predicted_clean_ones():
 # ---- in a run, and switched off -------------------------------------------------------------------------
 
 
-def _events(log_dir: str) -> EventAccumulator:
-    events = EventAccumulator(log_dir)
-    events.Reload()
-    return events
-
-
-def _tags(events: EventAccumulator) -> set[str]:
-    return {tag for kind in ("scalars", "images") for tag in events.Tags()[kind]}
-
-
 @pytest.mark.parametrize("observed", [True, False])
 def test_a_gpt_run_logs_the_observations_only_when_asked(tmp_path, repetitive_text, observed):
     dm = CharDataModule(data_path=str(repetitive_text), block_size=8, batch_size=4)
-    torch.manual_seed(0)
-    model = GPT2Mini(dm.vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8, chars=dm.chars)
+    model = tiny_gpt(vocab_size=dm.vocab_size, chars=dm.chars, block_size=8)
     callbacks = [TransformerObserver(probe_length=8, windows=None), UpdateRatioLogger()] if observed else []
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_steps=2, val_check_interval=2, limit_val_batches=2, log_every_n_steps=1, callbacks=callbacks,
-        default_root_dir=tmp_path, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+        default_root_dir=tmp_path, logger=True,
     )  # fmt: skip
     trainer.fit(model, dm)
-    events = _events(trainer.log_dir)
-    tags = _tags(events)
-    assert "val_loss" in tags
+    log = RunLog(trainer.log_dir)
+    assert "val_loss" in log.tags
     if observed:
         for i in range(2):
-            assert {f"attention/layer_{i}", f"residual_rms/block_{i}", f"logit_lens/block_{i}"} <= tags
-            assert f"update_ratio/blocks.{i}" in tags
-            assert {f"attention_entropy/layer_{i}/head_{j}" for j in range(2)} <= tags
+            assert {f"{ATTENTION}{i}", f"{RESIDUAL_RMS}{i}", f"{LOGIT_LENS}{i}", f"{UPDATE_RATIO}blocks.{i}"} <= log.tags
+            assert {f"{ATTENTION_ENTROPY}{i}/head_{j}" for j in range(2)} <= log.tags
         # Over the same (all) validation batches, the last block's logit lens is the validation loss.
-        last_lens, val_loss = (events.Scalars(tag)[-1].value for tag in ("logit_lens/block_1", "val_loss"))
-        assert last_lens == pytest.approx(val_loss, abs=1e-5)
+        assert log.last(f"{LOGIT_LENS}1") == pytest.approx(log.last("val_loss"), abs=1e-5)
     else:
-        assert not [tag for tag in tags if tag.startswith(OBSERVED)]
+        assert not [tag for tag in log.tags if tag.startswith(OBSERVED)]
 
 
 @pytest.mark.parametrize("observed", [True, False])
@@ -185,15 +168,15 @@ def test_a_ddpm_run_logs_the_observations_only_when_asked(tmp_path, observed):
     images = torch.rand(8, 1, 28, 28) * 2 - 1
     loader = DataLoader(TensorDataset(images), batch_size=4)
     callbacks = [DiffusionObserver(buckets=10, num_images=1, points=2, sample_steps=2)] if observed else []
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_steps=2, val_check_interval=2, log_every_n_steps=1, callbacks=callbacks, default_root_dir=tmp_path,
-        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+        logger=True,
     )  # fmt: skip
     trainer.fit(tiny_ddpm(), loader, loader)
-    tags = _tags(_events(trainer.log_dir))
+    tags = RunLog(trainer.log_dir).tags
     assert "val_loss" in tags
-    by_t = [tag for tag in tags if tag.startswith("val_loss_by_t/")]
+    by_t = [tag for tag in tags if tag.startswith(VAL_LOSS_BY_T)]
     if observed:
-        assert "denoising/trajectory" in tags and 1 <= len(by_t) <= 8  # 8 images: at most 8 of the 10 buckets
+        assert TRAJECTORY in tags and 1 <= len(by_t) <= 8  # 8 images: at most 8 of the 10 buckets
     else:
         assert not [tag for tag in tags if tag.startswith(OBSERVED)]

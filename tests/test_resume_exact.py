@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
 from datamodules.resumable import ResumableLoader, ResumableSampler
+from experiments.run_log import RunLog
 from subprocess_runs import run_train
-from tiny_runs import ddpm_args, gpt_args
+from tiny import ddpm_args, gpt_args
 
 
 def test_sampler_shuffles_by_seed_and_epoch_and_splits_ranks():
@@ -50,9 +50,7 @@ def loader_for_epoch(data: torch.Tensor, epoch: int) -> ResumableLoader:
 
 
 def _train_losses(log_dir: Path) -> dict[int, float]:
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {e.step: e.value for e in events.Scalars("train_loss")}
+    return dict(zip(*RunLog(log_dir).scalars("train_loss")))
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from subprocess_runs import run_train
-from tiny_runs import ddpm_args, gpt_args
+from tiny import ddpm_args, gpt_args
 
 pytestmark = pytest.mark.slow  # train.py in fresh processes, as a user runs it
 

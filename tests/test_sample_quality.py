@@ -1,32 +1,25 @@
 """Sample quality: the judge (MNIST classifier), the metric on sets of known quality, and the callback's tags."""
 
 import json
-from argparse import Namespace
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
 import train
+from callbacks.tags import QUALITY
 from experiments import quality
-from lightning_modules import DDPM, MNISTClassifier
+from experiments.run_log import RunLog
+from lightning_modules import MNISTClassifier
 from lightning_modules.mnist_classifier import WEIGHTS
-from metrics import SampleQuality
-from tiny_runs import ddpm_args
+from metrics import SampleQuality, draw_samples
+from tiny import ddpm_args, digit_squares, quiet_trainer, tiny_ddpm
 
 
 def squares(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Digit-like images in [0, 1]: a bright 8x8 square whose place depends on the label (i % 10), a little noise."""
-    labels = torch.arange(n) % 10
-    images = torch.zeros(n, 1, 28, 28)
-    for i, label in enumerate(labels.tolist()):
-        row, col = 2 + 10 * (label // 5), 2 + 4 * (label % 5)
-        images[i, :, row : row + 8, col : col + 8] = 1.0
-    noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
-    return (images + 0.1 * noise).clamp(0, 1), labels
+    """Digit-like images in [0, 1] with a little noise, and their labels."""
+    return digit_squares(n, noise=0.1, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +27,8 @@ def judge() -> MNISTClassifier:
     """A classifier trained for a few steps on the squares: enough to tell them apart."""
     torch.manual_seed(0)
     images, labels = squares(200)
-    model = MNISTClassifier(width=8, learning_rate=1e-2)
-    trainer = pl.Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu")  # fmt: skip
+    model = MNISTClassifier(width=8, learning_rate=1e-2, warmup_steps=5, min_lr=1e-2)
+    trainer = quiet_trainer(max_steps=40)
     trainer.fit(model, DataLoader(TensorDataset(images * 2 - 1, labels), batch_size=20, shuffle=True))
     return model.eval().requires_grad_(False)
 
@@ -44,7 +36,7 @@ def judge() -> MNISTClassifier:
 @pytest.fixture(scope="module")
 def judge_file(judge, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("judge") / "judge.ckpt"
-    trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer = quiet_trainer()
     trainer.strategy.connect(judge)
     trainer.save_checkpoint(path, weights_only=True)
     return path
@@ -104,12 +96,10 @@ def test_the_callback_logs_the_quality_tags_at_each_validation(tmp_path, tiny_mn
                      "--trainer.callbacks.sample_steps", "2", "--trainer.callbacks.classifier", str(judge_file),
                      "--model.num_classes", "10")  # fmt: skip
     cli = train.LabCLI(args=["fit", *args])
-    events = EventAccumulator(cli.trainer.log_dir)
-    events.Reload()
-    for tag in ("quality/fid", "quality/confidence", "quality/class_balance", "quality/accuracy"):
-        assert [e.step for e in events.Scalars(tag)] == [2, 4], tag
-    balance = events.Scalars("quality/class_balance")[-1].value
-    assert 0.0 <= balance <= 1.0
+    log = RunLog(cli.trainer.log_dir)
+    for name in ("fid", "confidence", "class_balance", "accuracy"):
+        assert log.scalars(QUALITY + name)[0] == [2, 4], name
+    assert 0.0 <= log.last(QUALITY + "class_balance") <= 1.0
 
 
 @pytest.mark.slow
@@ -154,12 +144,29 @@ def test_the_quality_command_sweeps_guidance_and_plots_accuracy_against_distance
 
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_bf16_sampling_draws_nearly_the_same_images_as_fp32(num_classes):
-    torch.manual_seed(0)
-    model = DDPM(base_channels=8, channel_mults=(1, 2), timesteps=20, num_classes=num_classes, guidance_scale=3.0)
-    draw = {p: quality.sample(model, Namespace(num_samples=4, eta=0.0, seed=0, precision=p), steps=5)[0]
-            for p in ("32", "bf16-mixed")}  # fmt: skip
+    model = tiny_ddpm(num_classes=num_classes, guidance_scale=3.0)
+    draw = {p: draw_samples(model, 4, steps=5, precision=p)[0] for p in ("32", "bf16-mixed")}
     difference = (draw["32"] - draw["bf16-mixed"]).abs()
     assert 0 < difference.max() < 0.1  # autocast was on, and the same noise led to the same images
+
+
+def test_a_drawn_set_is_the_same_in_any_batch_and_asks_a_conditional_model_for_the_digits_in_turn():
+    model = tiny_ddpm(num_classes=10)
+    images, labels = draw_samples(model, 6, steps=3, seed=5, batch_size=4)
+    assert labels.tolist() == [0, 1, 2, 3, 4, 5] and images.shape == (6, 1, 28, 28)
+    first_batch = model.sample(4, 3, seed=5, labels=[0, 1, 2, 3])
+    second_batch = model.sample(2, 3, seed=5 + 4, labels=[4, 5])
+    torch.testing.assert_close(images, torch.cat([first_batch, second_batch]))
+
+
+def test_score_forgets_the_last_samples_but_keeps_the_reference(judge):
+    real, labels = squares(100, seed=1)
+    metric = SampleQuality(judge)
+    metric.add_reference(real, batch_size=30)
+    first = metric.score(real, labels, batch_size=40)
+    assert metric.score(real, labels) == pytest.approx(first, abs=1e-6)  # batches do not change the score
+    assert first["num_samples"] == 100 and abs(first["fid"]) < 1e-3
+    assert metric.score(real[:50], labels[:50])["num_samples"] == 50
 
 
 def test_the_quality_command_says_what_is_missing(tmp_path, capsys):

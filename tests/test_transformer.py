@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from lightning_modules.transformer import Block, CausalSelfAttention, GPTConfig
+from tiny import tiny_config
 
 N_EMBD, N_HEAD, BLOCK = 32, 4, 16
 
 
 def config(**switches) -> GPTConfig:
-    return GPTConfig(vocab_size=10, n_embd=N_EMBD, n_head=N_HEAD, block_size=BLOCK, **switches)
+    return tiny_config(**{"n_embd": N_EMBD, "n_head": N_HEAD, "block_size": BLOCK, **switches})
 
 
 def block(**switches) -> Block:

@@ -3,12 +3,9 @@
 import pytest
 import torch
 
+from errors import UserInputError
 from lightning_modules.unet import DownBlock, ResBlock, SinusoidalTimeEmbedding, UNet, UpBlock
-
-
-def tiny_unet(**kwargs) -> UNet:
-    torch.manual_seed(0)
-    return UNet(in_channels=1, base_channels=8, channel_mults=(1, 2, 2), **kwargs).eval()
+from tiny import tiny_unet
 
 
 def test_every_level_has_the_expected_shape() -> None:
@@ -113,3 +110,24 @@ def test_switches_leave_the_rest_of_the_network_alone() -> None:
     removed = set(base.state_dict()) - set(no_time.state_dict())
     assert removed and all(k.startswith("time_mlp.") or ".time_proj." in k for k in removed)
     assert set(no_time.state_dict()) <= set(base.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"in_channels": 0}, "in_channels must be a positive integer, got 0"),
+        ({"base_channels": 9}, r"its size \(the U-Net's base_channels\) must be even, got 9"),
+        ({"channel_mults": ()}, "channel_mults must be a non-empty list of positive integers"),
+        ({"channel_mults": (1, 0)}, "channel_mults must be a non-empty list of positive integers"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\)"),
+        ({"num_classes": -1}, r"num_classes must be 0 \(unconditional\) or more"),
+    ],
+)
+def test_the_unet_checks_its_own_settings(settings, message):
+    with pytest.raises(UserInputError, match=message):
+        UNet(**settings)
+
+
+def test_an_odd_width_is_fine_without_a_time_embedding():
+    unet = UNet(base_channels=9, channel_mults=(1,), disable_time_emb=True)
+    assert unet(torch.randn(1, 1, 8, 8), torch.tensor([0])).shape == (1, 1, 8, 8)

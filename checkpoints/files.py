@@ -1,4 +1,4 @@
-"""Checkpoint files: written so a crash never leaves half a file, read with a clear word when they are wrong."""
+"""Checkpoint files on disk: written so a crash never leaves half a file, read with a clear word when they are wrong."""
 
 import copy
 import os
@@ -11,7 +11,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
-from callbacks.checkpoint_extras import CHECKPOINT_FORMAT, READABLE_FORMATS
+from checkpoints.format import READABLE_FORMATS, upgrade, written_by, written_format
 from errors import UserInputError
 
 
@@ -113,7 +113,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict[str, Any]:
-    """The checkpoint at `path` as plain data, or a `UserInputError` naming the file and what is wrong with it.
+    """The checkpoint at `path` as plain data in the current format, or a `UserInputError` naming the file and
+    what is wrong with it.
 
     `model` is the class name the caller needs (e.g. "GPT2Mini"): a checkpoint written by another model is
     refused before anything tries to load its weights. The file is only read, never changed.
@@ -140,17 +141,17 @@ def read_checkpoint(path: str | os.PathLike, model: str | None = None) -> dict[s
             f"{path} is a PyTorch file but not a Lightning checkpoint (it has no state_dict). "
             "Give a .ckpt written by train.py."
         )
-    lab = checkpoint.get("lab", {})
-    if lab.get("format", CHECKPOINT_FORMAT) not in READABLE_FORMATS:
+    version = written_format(checkpoint)
+    if version is not None and version not in READABLE_FORMATS:
         raise UserInputError(
-            f"{path} was written by an incompatible version of the lab (checkpoint format {lab['format']}; "
+            f"{path} was written by an incompatible version of the lab (checkpoint format {version}; "
             f"this version reads formats {', '.join(map(str, READABLE_FORMATS))}). "
             "Use the version that wrote it, or train again."
         )
-    written_by = lab.get("model") or checkpoint.get("hyper_parameters", {}).get("_class_path", "").rpartition(".")[2]
-    if model is not None and written_by and written_by != model:
+    writer = written_by(checkpoint)
+    if model is not None and writer and writer != model:
         raise UserInputError(
-            f"{path} is a {written_by} checkpoint, but this run's model is {model}. "
+            f"{path} is a {writer} checkpoint, but this run's model is {model}. "
             f"Use the config the checkpoint was trained with, or a {model} checkpoint."
         )
-    return checkpoint
+    return upgrade(checkpoint, writer or model or "")
