@@ -112,16 +112,8 @@ class GPT2Mini(pl.LightningModule):
 
     # ---- generation -----------------------------------------------------------------------------
 
-    @torch.inference_mode()  # cheaper than no_grad per op, which matters for one-token steps
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens.
+    def generate(self, idx: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens: `generate_tokens`'s arguments.
 
         The model sees at most the last `block_size` tokens. `temperature=0` picks the most likely token
         (greedy); `top_k` samples only among the k most likely. `use_cache` keeps each layer's keys and
@@ -130,8 +122,7 @@ class GPT2Mini(pl.LightningModule):
         the last `block_size` tokens at each step: from there on a token costs a full window, as without it.
         The tokens come from `generate_tokens`, which hands out each one as soon as it is picked.
         """
-        new_tokens = list(self.generate_tokens(idx, max_new_tokens, temperature, top_k, use_cache))
-        return torch.cat((idx, *new_tokens), dim=1)
+        return torch.cat((idx, *self.generate_tokens(idx, *args, **kwargs)), dim=1)
 
     @torch.inference_mode()  # on a generator, torch enters the mode at each resume and leaves it at each yield
     def generate_tokens(

@@ -12,7 +12,7 @@ from callbacks.tags import GRAD_NORM, SAMPLES
 from datamodules import CharDataModule
 from experiments.run_log import RunLog
 from lightning_modules import GPT2Mini
-from tiny import quiet_trainer, tiny_gpt
+from tiny import quiet_trainer, recording_trainer, tiny_gpt, tiny_gpt_with_gradients
 
 
 def gpt_for(dm: CharDataModule) -> GPT2Mini:
@@ -21,12 +21,8 @@ def gpt_for(dm: CharDataModule) -> GPT2Mini:
 
 
 def test_grad_norms_per_block_and_total_match_the_gradients():
-    model = tiny_gpt(vocab_size=10, block_size=8)
-    x = torch.randint(0, 10, (4, 8))
-    model.loss(x, x).backward()
-    logged = {}
-    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
-    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[logger])
+    model = tiny_gpt_with_gradients()
+    trainer, logged = recording_trainer()
     GradNormLogger().on_before_optimizer_step(trainer, model, optimizer=None)
 
     grads = {name: p.grad for name, p in model.named_parameters()}

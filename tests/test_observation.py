@@ -20,7 +20,7 @@ from callbacks.tags import (
 from datamodules import CharDataModule
 from experiments.run_log import RunLog
 from lightning_modules.transformer import GPT, merge_heads, split_heads
-from tiny import quiet_trainer, tiny_ddpm, tiny_gpt, tiny_network
+from tiny import quiet_trainer, recording_trainer, tiny_ddpm, tiny_gpt, tiny_gpt_with_gradients, tiny_network
 
 
 def network(**switches) -> GPT:
@@ -96,12 +96,8 @@ def test_the_observer_reads_only_its_first_windows(idx):
 
 
 def test_update_ratio_is_the_step_over_the_weights_per_part():
-    model = tiny_gpt(vocab_size=10, block_size=8)
-    x = torch.randint(0, 10, (4, 8))
-    model.loss(x, x).backward()
-    logged = {}
-    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
-    trainer = SimpleNamespace(global_step=0, log_every_n_steps=1, loggers=[logger])
+    model = tiny_gpt_with_gradients()
+    trainer, logged = recording_trainer()
     ratio = UpdateRatioLogger()
     ratio.setup(trainer, model, "fit")
     ratio.on_before_optimizer_step(trainer, model, None)

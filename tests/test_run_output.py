@@ -1,12 +1,13 @@
 """What a learner sees on the terminal: no warning they cannot act on, and where each run's outputs went."""
 
 import re
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
 from subprocess_runs import run_train
-from tiny import ddpm_args, gpt_args
+from tiny import REPO, ddpm_args, gpt_args
 
 pytestmark = pytest.mark.slow  # train.py in fresh processes, as a user runs it
 
@@ -46,3 +47,33 @@ def test_a_bf16_ddpm_run_prints_no_warnings(tmp_path, tiny_mnist):
     fit = run_train("fit", *args, "--trainer.enable_model_summary", "true")
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert _noise(fit.stderr) == []
+
+
+LAB_MODULES = "train, generate, experiments.ablation, experiments.quality, experiments.scaling, benchmarks.run"
+LIST_LIBRARIES = f"""
+import sys
+import {LAB_MODULES}
+lab = {{"train", "generate", "errors", "callbacks", "checkpoints", "datamodules", "experiments", "lightning_modules",
+       "metrics", "benchmarks"}}
+print(" ".join(name for name in sys.modules if name.partition(".")[0] not in lab))
+"""
+IMPORT_CHECK = f"""
+import importlib, sys, warnings
+for name in sys.argv[1:]:  # every library the lab imports, imported first: their own filters are theirs to set
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+before = list(warnings.filters)
+import {LAB_MODULES}
+added = [f for f in warnings.filters if f not in before]
+sys.exit(f"filters added: {{added}}" if added else 0)
+"""
+
+
+def test_importing_the_lab_changes_no_warning_filter():
+    libraries = subprocess.run([sys.executable, "-c", LIST_LIBRARIES], cwd=REPO, capture_output=True, text=True)
+    assert libraries.returncode == 0, libraries.stderr[-2000:]
+    check = [sys.executable, "-c", IMPORT_CHECK, *libraries.stdout.split()]
+    result = subprocess.run(check, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -8,6 +8,7 @@ run (`gpt_args`, `ddpm_args`). Tests override what they need: keyword arguments,
 """
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import torch
@@ -63,6 +64,21 @@ def digit_squares(n: int, noise: float = 0.0, seed: int = 0) -> tuple[torch.Tens
     if noise:
         images = (images + noise * torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
     return images, labels
+
+
+def tiny_gpt_with_gradients() -> GPT2Mini:
+    """`tiny_gpt` over 10 tokens (context 8) after one backward pass, for callbacks that read gradients."""
+    model = tiny_gpt(vocab_size=10, block_size=8)
+    x = torch.randint(0, 10, (4, 8), generator=torch.Generator().manual_seed(0))
+    model.loss(x, x).backward()
+    return model
+
+
+def recording_trainer(global_step: int = 0, log_every_n_steps: int = 1) -> tuple[SimpleNamespace, dict]:
+    """A stand-in trainer for callbacks that log straight to the loggers, and the dict its logger fills."""
+    logged: dict[str, float] = {}
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.update(metrics))
+    return SimpleNamespace(global_step=global_step, log_every_n_steps=log_every_n_steps, loggers=[logger]), logged
 
 
 def quiet_trainer(**settings) -> pl.Trainer:
