@@ -25,6 +25,7 @@ from callbacks import CheckpointExtras, DivergenceGuard, FinalValidation, StepPr
 from checkpoints import read_checkpoint
 from errors import UserInputError
 
+
 def quiet_library_messages() -> None:
     """Silence, by message and module, what the libraries say that a learner can do nothing about; warnings
     about the user's own settings still show. Called while a `LabCLI` runs, inside `warnings.catch_warnings`,
@@ -32,9 +33,11 @@ def quiet_library_messages() -> None:
     # Data loads in-process by default (num_workers: 0), which Lightning warns about on every run:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # Lightning 2.6's own use of a torch API that newer torch deprecates:
-    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", module=r"lightning\.pytorch\.utilities\._pytree")
+    pytree = r"lightning\.pytorch\.utilities\._pytree"
+    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", module=pytree)
     # A resumed run (or predict) logs to a new version_N folder, where the best checkpoint is tracked anew:
-    warnings.filterwarnings("ignore", "The dirpath has changed from", module=r"lightning\.pytorch\.callbacks\.model_checkpoint")
+    model_checkpoint = r"lightning\.pytorch\.callbacks\.model_checkpoint"
+    warnings.filterwarnings("ignore", "The dirpath has changed from", module=model_checkpoint)
     # The model summary's size estimate under bf16-mixed:
     warnings.filterwarnings("ignore", "Precision bf16-mixed is not supported by the model summary")
 
@@ -99,14 +102,14 @@ class LabCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         # LightningCLI has already taken the model's arguments from the checkpoint; the data must then
         # cut windows of the checkpoint's context length rather than the config's.
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # without one: run=False
         model_args, data_args = config.model.init_args, config.data.init_args
         if self._checkpoint_hparams is not None and "block_size" in model_args and "block_size" in data_args:
             data_args.block_size = model_args.block_size
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with the lab's step-counting progress bar unless the bar is off or the config brings one."""
-        config = self.config_init[self.subcommand].trainer
+        config = (self.config_init[self.subcommand] if self.subcommand else self.config_init).trainer
         callbacks = list(config.callbacks or [])
         if config.enable_progress_bar is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, StepProgressBar()]

@@ -1,6 +1,5 @@
 """Looks inside GPT2Mini at every validation: attention maps, the residual stream, and the logit lens."""
 
-import math
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import lightning.pytorch as pl

@@ -40,7 +40,8 @@ def written_format(checkpoint: dict[str, Any]) -> int | None:
 
 def written_by(checkpoint: dict[str, Any]) -> str:
     """The class name of the model that wrote the checkpoint, from the stamp or LightningCLI's record; "" if unknown."""
-    return checkpoint.get("lab", {}).get("model") or checkpoint.get("hyper_parameters", {}).get("_class_path", "").rpartition(".")[2]
+    class_path = checkpoint.get("hyper_parameters", {}).get("_class_path", "")
+    return checkpoint.get("lab", {}).get("model") or class_path.rpartition(".")[2]
 
 
 def upgrade(checkpoint: dict[str, Any], model: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.loaders import loader_options

@@ -169,6 +169,7 @@ def _describe(result: RunResult, seed: int | None, model: str) -> dict:
         "log_dir": result.log_dir,
         "parameters": sum(p.numel() for p in result.model.parameters()),
         "per_s": result.items_per_s,
+        "wall_time_s": round(result.wall_time_s, 1),
     }
     if model == "gpt2_mini":
         run["kv_cache_bytes_per_token"] = result.model.gpt.kv_cache_bytes_per_token()

@@ -129,6 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--guidance_scale", type=float, nargs="+",
                         help="classifier-free guidance, one or several to compare (default: the model's)")  # fmt: skip
     parser.add_argument("--plot", help="with several guidance scales: draw accuracy against Frechet distance here")
+    parser.add_argument("--out", help="also write the JSON printed to this file (docs/results/ keeps the measured ones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", default=str(WEIGHTS), help="the judge's weights (default: the shipped ones)")
     parser.add_argument("--device", default="cpu")
@@ -158,7 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {err}")
     if args.plot and all("accuracy" in r for r in results):
         plot_guidance(results, Path(args.plot))
-    print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

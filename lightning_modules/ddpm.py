@@ -81,7 +81,8 @@ class DDPM(pl.LightningModule):
         if image_size % 2 ** self.unet.halvings() != 0:
             raise UserInputError(
                 f"image_size {image_size} cannot be halved {self.unet.halvings()} times (one per level after the "
-                f"first in channel_mults={list(channel_mults)}): use fewer levels, e.g. channel_mults [1, 2, 2] for 28x28."
+                f"first in channel_mults={list(channel_mults)}): use fewer levels, e.g. channel_mults [1, 2, 2] "
+                "for 28x28."
             )
         self.check_sampling(num_samples, sample_steps, eta)
         self.num_samples, self.sample_steps, self.eta = num_samples, sample_steps, eta

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from datamodules.char_tokenizer import CharTokenizer
 from checkpoints import upgrade
+from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import LRSchedule
 from lightning_modules.transformer import GPT, GPTConfig, KVCache

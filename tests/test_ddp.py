@@ -1,6 +1,5 @@
 """Both models on Lightning's DDP with two CPU processes: same weights everywhere, every output written once."""
 
-from pathlib import Path
 
 import pytest
 import torch
