@@ -35,8 +35,9 @@ class DiffusionObserver(PeriodicSampler):
         self, buckets: int = 10, num_images: int = 4, points: int = 10, sample_steps: int = 50, seed: int = 0
     ) -> None:
         super().__init__(every_n_steps=None)
-        if min(buckets, points) <= 0:  # the sampling settings are the model's to check (`setup`)
-            raise UserInputError(f"DiffusionObserver buckets and points must be positive, got {buckets} and {points}.")
+        if min(buckets, num_images, points) <= 0:  # sample_steps is the model's to check (`setup`)
+            got = f"got {buckets}, {num_images} and {points}"
+            raise UserInputError(f"DiffusionObserver buckets, num_images and points must be positive, {got}.")
         self.buckets = buckets
         self.num_images = num_images
         self.points = points

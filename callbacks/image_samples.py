@@ -25,8 +25,9 @@ class ImageSampler(Protocol):
         ...
 
 
-def check_sampler(callback: pl.Callback, pl_module: pl.LightningModule, num_samples: int, steps: int | None,
-                  eta: float = 0.0) -> None:  # fmt: skip
+def check_sampler(
+    callback: pl.Callback, pl_module: pl.LightningModule, num_samples: int, steps: int | None, eta: float = 0.0
+) -> None:
     """Refuse, before anything runs, a model that cannot sample or settings it cannot follow, naming the callback."""
     name = type(callback).__name__
     if not isinstance(pl_module, ImageSampler):
