@@ -38,15 +38,16 @@ def shell_commands(path: Path) -> list[str]:
 
 
 def lab_commands() -> list[tuple[str, list[str]]]:
-    found = []
+    """(where, words) of each different command of the lab's that the documents show."""
+    found: dict[str, tuple[str, list[str]]] = {}
     for path in DOCUMENTS:
         for command in shell_commands(path):
             words = shlex.split(command)
             if words[:2] == ["python", "train.py"] or words[0] == "python" and (
                 words[1] == "generate.py" or words[1:3] == ["-m", words[2]] and words[2] in PARSERS
             ):
-                found.append((f"{path.name}: {command}", words))
-    return found
+                found.setdefault(command, (f"{path.name}: {command}", words))
+    return list(found.values())
 
 
 COMMANDS = lab_commands()
