@@ -1,7 +1,6 @@
 """DDPM: a denoising diffusion model (Ho et al. 2020) on small images, and how it trains and samples."""
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -72,7 +71,7 @@ class DDPM(pl.LightningModule):
             raise UserInputError(f"min_snr_gamma must be positive (or null: no weighting), got {min_snr_gamma}.")
         if not 0.0 <= cond_drop_prob < 1.0:
             raise UserInputError(f"cond_drop_prob must be in [0, 1), got {cond_drop_prob}.")
-        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)  # checks the settings now, not at fit
         self.save_hyperparameters(ignore=["compile", "num_samples", "sample_steps", "eta", "labels", "guidance_scale"])
         self.schedule = NoiseSchedule(noise_schedule, timesteps, beta_start, beta_end)
         self.unet = UNet(
@@ -171,15 +170,14 @@ class DDPM(pl.LightningModule):
         self.log("test_loss", loss, sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr_schedule.learning_rate)
-        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        schedule = LRSchedule.of(self.hparams).scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade(checkpoint, "DDPM")
         # An earlier run at a constant rate keeps it when it resumes (the upgrade's min_lr; see checkpoints.format).
         self.hparams.min_lr = checkpoint.get("hyper_parameters", {}).get("min_lr", self.hparams.min_lr)
-        self.lr_schedule = replace(self.lr_schedule, min_lr=self.hparams.min_lr)
 
     # ---- sampling -------------------------------------------------------------------------------
 

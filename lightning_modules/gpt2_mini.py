@@ -53,7 +53,7 @@ class GPT2Mini(pl.LightningModule):
     ) -> None:
         super().__init__()
         config = GPTConfig(**network)
-        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)  # checks the settings now, not at fit
         if chars is not None and len(chars) != config.vocab_size:
             raise UserInputError(
                 f"chars has {len(chars)} characters but vocab_size is {config.vocab_size}; they must match."
@@ -96,8 +96,8 @@ class GPT2Mini(pl.LightningModule):
             {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
             {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.lr_schedule.learning_rate, betas=tuple(self.hparams.betas))
-        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
+        schedule = LRSchedule.of(self.hparams).scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

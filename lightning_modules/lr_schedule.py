@@ -62,6 +62,11 @@ class LRSchedule:
                 f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}."
             )
 
+    @classmethod
+    def of(cls, hparams: Any) -> "LRSchedule":
+        """The schedule a model's saved settings (`hparams`) describe."""
+        return cls(hparams.learning_rate, hparams.warmup_steps, hparams.lr_decay_steps, hparams.min_lr)
+
     @property
     def final_lr(self) -> float:
         return self.learning_rate / 10 if self.min_lr is None else self.min_lr

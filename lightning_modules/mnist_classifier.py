@@ -54,7 +54,7 @@ class MNISTClassifier(pl.LightningModule):
         super().__init__()
         if width <= 0:
             raise UserInputError(f"width must be a positive integer, got {width}.")
-        self.lr_schedule = LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)
+        LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)  # checks the settings now, not at fit
         self.save_hyperparameters()
         self.body = nn.Sequential(
             conv_block(1, width),
@@ -107,7 +107,7 @@ class MNISTClassifier(pl.LightningModule):
         self.log("test_acc", self.test_acc)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        lr, weight_decay = self.lr_schedule.learning_rate, self.hparams.weight_decay
+        lr, weight_decay = self.hparams.learning_rate, self.hparams.weight_decay
         optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
-        schedule = self.lr_schedule.scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        schedule = LRSchedule.of(self.hparams).scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
