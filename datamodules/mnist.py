@@ -1,6 +1,7 @@
 """MNISTDataModule: 28x28 handwritten digits scaled to [-1, 1], read through torchvision."""
 
 import math
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -8,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets
+from torchvision.datasets.utils import extract_archive
 from torchvision.transforms import v2
 
 from datamodules.loaders import make_loader
@@ -67,14 +69,26 @@ class MNISTDataModule(pl.LightningDataModule):
         return self.data_dir / "MNIST" / "raw"
 
     def prepare_data(self) -> None:
-        """Download missing files (Lightning calls this once, on one process), or explain where to put them."""
+        """Download missing files (Lightning calls this once, on one process), or explain where to put them.
+
+        With `download=True`, compressed files (the official `.gz` downloads) are unpacked first, without the
+        internet (torchvision would replace a `.gz` that is not byte-identical to its own).
+        A failed download leaves no folder behind that it made, so a mistyped data_dir changes nothing.
+        """
         if self.trainer is not None and self.trainer.predicting:
             return
+        self._check_not_raw_dir()
+        if self.download:
+            for name in self._compressed_files():
+                extract_archive(str(self.raw_dir / name))  # the .gz stays, as gunzip --keep would leave it
         if self.download and self._missing_files():
+            made = [p for p in (self.raw_dir, *self.raw_dir.parents) if not p.exists()]
             try:
                 for train in (True, False):
                     datasets.MNIST(self.data_dir, train=train, download=True)
             except (RuntimeError, OSError) as err:
+                for folder in made:  # innermost first
+                    shutil.rmtree(folder, ignore_errors=True)
                 last_line = [line for line in str(err).splitlines() if line.strip()][-1]
                 raise self._not_found_error(f"Downloading them failed: {last_line}") from None
         self._check_files()
@@ -96,8 +110,30 @@ class MNISTDataModule(pl.LightningDataModule):
     def _missing_files(self) -> list[str]:
         return [name for name in MNIST_FILES if not (self.raw_dir / name).is_file()]
 
+    def _compressed_files(self) -> list[str]:
+        """The official downloads' names (`<file>.gz`) of missing files that are there compressed."""
+        return sorted(p.name for p in _files_in(self.raw_dir) if p.name in {n + ".gz" for n in self._missing_files()})
+
+    def _check_not_raw_dir(self) -> None:
+        """data_dir pointed at the files' own folder (`.../MNIST/raw`) rather than the one that holds MNIST/raw/."""
+        if self.raw_dir.is_dir() or not any(p.name.startswith(MNIST_FILES) for p in _files_in(self.data_dir)):
+            return
+        above = self.data_dir.parent.parent if self.data_dir.parts[-2:] == ("MNIST", "raw") else None
+        fix = f"use --data.data_dir {above}" if above else f"move them into {self.raw_dir}/"
+        raise UserInputError(
+            f"data_dir {self.data_dir} holds the MNIST files itself, but they are read from <data_dir>/MNIST/raw/: "
+            f"{fix}."
+        )
+
     def _check_files(self) -> None:
         if self._missing_files():
+            compressed = self._compressed_files()
+            if compressed and not self.download:
+                raise UserInputError(
+                    f"MNIST in {self.raw_dir} is compressed ({', '.join(compressed)}): unpack it "
+                    f"(gunzip {self.raw_dir}/*.gz), or set --data.download true, which unpacks the files "
+                    "without the internet."
+                )
             hint = "--data.download true fetches them (needs internet)." if not self.download else ""
             raise self._not_found_error(hint)
         headers = {name: _check_idx(self.raw_dir / name) for name in MNIST_FILES}
@@ -124,6 +160,10 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(range(self.trainer.world_size if self.trainer else 1), batch_size=1)
+
+
+def _files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
 
 
 def _check_idx(path: Path) -> IdxHeader:

@@ -1,5 +1,6 @@
 """MNISTDataModule on a tiny MNIST written as IDX files, and its one clear error for missing or mismatched files."""
 
+import gzip
 import shutil
 import struct
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_mismatched_files_through_the_cli_are_one_error_line_and_no_run_folder(
         f"error: MNIST file {raw / name} {problem} Copy the four files of one MNIST set into {raw}/ again, "
         "or delete all four and fetch them (--data.download true)."
     )
-    assert not list(out.iterdir())  # no run folder: checked in prepare_data, before Lightning writes anything
+    assert not out.exists()  # no run folder: checked in prepare_data, before Lightning writes anything
 
 
 def test_an_idx_file_that_is_neither_images_nor_labels_is_named(tiny_mnist, tmp_path):
@@ -157,3 +158,52 @@ def test_an_idx_file_that_is_neither_images_nor_labels_is_named(tiny_mnist, tmp_
     with pytest.raises(UserInputError) as err:
         MNISTDataModule(data_dir=str(data_dir), download=False).prepare_data()
     assert "train-images-idx3-ubyte holds no MNIST images (IDX magic 2050, not 2051): is it from" in str(err.value)
+
+
+def test_a_data_dir_at_the_files_own_folder_is_named_and_nothing_is_created(tiny_mnist, tmp_path):
+    raw, out = tiny_mnist / "MNIST" / "raw", tmp_path / "out"
+    before = sorted(raw.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["fit", *ddpm_args(out, raw, "--data.download", "true")])  # a download would be allowed
+    assert exit_info.value.code == (
+        f"error: data_dir {raw} holds the MNIST files itself, but they are read from <data_dir>/MNIST/raw/: "
+        f"use --data.data_dir {tiny_mnist}."
+    )
+    assert sorted(raw.iterdir()) == before and not out.exists()  # no MNIST/raw/MNIST/raw/, no run folder
+
+
+def _compressed_copy(tiny_mnist: Path, tmp_path: Path) -> Path:
+    """The tiny MNIST with each file gzipped (`<name>.gz`, as the official downloads are) and not unpacked."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / f"{name}.gz").write_bytes(gzip.compress((tiny_mnist / "MNIST" / "raw" / name).read_bytes()))
+    return raw
+
+
+def test_compressed_files_are_named_without_download_and_unpacked_offline_with_it(tiny_mnist, tmp_path, monkeypatch):
+    raw = _compressed_copy(tiny_mnist, tmp_path)
+    with pytest.raises(UserInputError) as err:
+        MNISTDataModule(data_dir=str(tmp_path), download=False).prepare_data()
+    assert str(err.value).startswith(f"MNIST in {raw} is compressed (t10k-images-idx3-ubyte.gz, ")
+    assert f"gunzip {raw}/*.gz" in str(err.value) and "--data.download true" in str(err.value)
+
+    def offline(self):
+        raise AssertionError("no download: the files are there")
+
+    monkeypatch.setattr(datasets.MNIST, "download", offline)
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 48 and (raw / "train-images-idx3-ubyte.gz").is_file()  # the .gz stays
+
+
+def test_a_failed_download_removes_the_folders_it_made(tmp_path, monkeypatch):
+    def offline(self):
+        Path(self.raw_folder).mkdir(parents=True)  # as torchvision does before it downloads
+        raise RuntimeError("Error downloading x.gz:\n<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(datasets.MNIST, "download", offline)
+    with pytest.raises(UserInputError, match="Downloading them failed"):
+        MNISTDataModule(data_dir=str(tmp_path / "new" / "data"), download=True).prepare_data()
+    assert list(tmp_path.iterdir()) == []
