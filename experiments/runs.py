@@ -43,8 +43,8 @@ def fit(configs: tuple[Path, ...], out: Path, name: str, steps: int, args: list[
     """Train `steps` steps with `configs` plus `args`, logging to TensorBoard under `out/name/version_N`.
 
     Validation runs once, at the end (unless `args` say otherwise); the training loss is logged every step
-    so runs can be overlaid. The run's switches and final losses go to TensorBoard's HPARAMS tab, where runs
-    can be sorted by them. Lightning's `ThroughputMonitor` logs the training speed of each process
+    so runs can be overlaid. The run's switches and its losses are in TensorBoard's HPARAMS tab (every fit's
+    `HParamsTab`), where runs can be sorted by them. Lightning's `ThroughputMonitor` logs the training speed of each process
     (`train/device/samples_per_sec` and `.../items_per_sec`, each over the last `THROUGHPUT_WINDOW` steps,
     validation left out); the result holds their medians over the run, times the number of processes.
     """
@@ -65,7 +65,7 @@ def fit(configs: tuple[Path, ...], out: Path, name: str, steps: int, args: list[
                 "--trainer.logger", "lightning.pytorch.loggers.TensorBoardLogger",
                 "--trainer.logger.save_dir", str(out),
                 "--trainer.logger.name", name,
-                "--trainer.logger.default_hp_metric", "false",  # the HPARAMS tab gets the real metrics below
+                "--trainer.logger.default_hp_metric", "false",  # HParamsTab registers the real metrics
                 "--trainer.callbacks+=lightning.pytorch.callbacks.ThroughputMonitor",
                 "--trainer.callbacks.batch_size_fn", "experiments.runs.batch_size",
                 "--trainer.callbacks.length_fn", "experiments.runs.batch_items",
@@ -74,9 +74,6 @@ def fit(configs: tuple[Path, ...], out: Path, name: str, steps: int, args: list[
             ]
         )  # fmt: skip
     metrics = cli.trainer.callback_metrics
-    switches = {k: v for k, v in cli.model.hparams.items() if isinstance(v, (bool, int, float, str))}
-    final = {"final/train_loss": float(metrics["train_loss"]), "final/val_loss": float(metrics["val_loss"])}
-    cli.trainer.logger.log_hyperparams({"variant": name, **switches}, final)  # TensorBoard's HPARAMS tab
     log = RunLog(cli.trainer.log_dir)
     return RunResult(
         train_loss=float(metrics["train_loss"]),

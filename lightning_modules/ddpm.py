@@ -37,6 +37,9 @@ class DDPM(pl.LightningModule):
     what it does on a CPU).
     """
 
+    # The experiment switches: the first columns of TensorBoard's HPARAMS tab (callbacks.HParamsTab).
+    SWITCHES = ("disable_residual", "disable_time_emb", "noise_schedule", "min_snr_gamma", "num_classes")
+
     def __init__(
         self,
         image_size: int = 28,
