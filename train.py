@@ -10,6 +10,9 @@ line. `python train.py fit --help` and `--print_config` show everything that can
 
 import logging
 import re
+import shlex
+import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -17,11 +20,23 @@ from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from callbacks import CheckpointExtras, DivergenceGuard, FinalValidation, StepProgressBar
+from callbacks import (
+    CheckpointExtras,
+    DivergenceGuard,
+    FinalValidation,
+    HParamsTab,
+    StepProgressBar,
+    ValidationStep,
+)
+from callbacks.lightning_internals import last_saved_step
 from checkpoints import read_checkpoint
 from errors import UserInputError
 
@@ -52,16 +67,20 @@ class LabCLI(LightningCLI):
 
     Every run gets crash-safe checkpoint writes that overlap training (`AtomicCheckpointIO`), random-generator
     states in its checkpoints for exact resume (`CheckpointExtras`), a stop at the first NaN loss
-    (`DivergenceGuard`), and a last validation when it stops between two (`FinalValidation`).
-    Options are checked before anything is built or trained: a wrong checkpoint, `max_steps 0` or an
-    output folder that cannot be written is a one-line error, not a traceback half-way through a run.
+    (`DivergenceGuard`), a last validation when it stops between two (`FinalValidation`), its validation
+    metrics at the step of its pictures (`ValidationStep`), and a row in TensorBoard's HPARAMS tab
+    (`HParamsTab`). Options are checked before anything is built or trained: a wrong checkpoint,
+    `max_steps 0` or an output folder that cannot be written is a one-line error, not a traceback half-way
+    through a run. A fit stopped by Ctrl-C or SIGTERM says how to resume it (`fit`).
     """
 
     _checkpoint_hparams: dict[str, Any] | None = None  # of the --ckpt_path file, read and checked once
 
     def __init__(self, *args: Any, trainer_defaults: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        command = kwargs.get("args")
+        self.command = [str(a) for a in command] if isinstance(command, list) else sys.argv[1:]  # for the resume hint
         defaults = {
-            "callbacks": [CheckpointExtras(), DivergenceGuard(), FinalValidation()],
+            "callbacks": [CheckpointExtras(), DivergenceGuard(), FinalValidation(), ValidationStep(), HParamsTab()],
             "plugins": {"class_path": "checkpoints.AtomicCheckpointIO", "init_args": {"background": True}},
         }
         lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
@@ -72,6 +91,8 @@ class LabCLI(LightningCLI):
                 super().__init__(*args, trainer_defaults={**defaults, **(trainer_defaults or {})}, **kwargs)
         finally:
             lightning_log.removeFilter(_no_cloud_tips)
+        if getattr(self, "trainer", None) is not None:
+            close_processes(self.trainer)
 
     def add_arguments_to_parser(self, parser) -> None:
         # The text decides the vocabulary, and the (possibly shortened) window decides the context length.
@@ -113,7 +134,58 @@ class LabCLI(LightningCLI):
         callbacks = list(config.callbacks or [])
         if config.enable_progress_bar is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, StepProgressBar()]
+        if config.logger in (None, True):  # Lightning's default logger, without its placeholder metric (HParamsTab)
+            kwargs["logger"] = TensorBoardLogger(config.default_root_dir or ".", default_hp_metric=False)
         return super().instantiate_trainer(**kwargs)
+
+    def fit(self, **kwargs: Any) -> None:
+        """`trainer.fit`, and what a stopped fit leaves behind: no run folder when it stopped before its first
+        checkpoint, and after Ctrl-C or SIGTERM the checkpoint kept, the command that resumes from it, and the
+        shell's exit status for the signal (130, 143) so that a script can tell it from a finished run."""
+        try:
+            self.trainer.fit(**kwargs)
+        except BaseException as stop:
+            kept = self._kept_checkpoint()
+            if kept is None:
+                self._remove_run_folder()
+            signum = interrupting_signal(stop)
+            if signum is None:
+                raise
+            if self.trainer.is_global_zero:
+                print(self._resume_hint(signum, kept), file=sys.stderr)
+            raise SystemExit(128 + signum) from None
+
+    def _kept_checkpoint(self) -> tuple[Path, int] | None:
+        """A checkpoint this fit wrote, and the step of the newest that its callback saved: last.ckpt where there
+        is one, else the best."""
+        callbacks = self.trainer.checkpoint_callbacks
+        for path, callback in [(c.last_model_path, c) for c in callbacks] + [(c.best_model_path, c) for c in callbacks]:
+            if path and Path(path).is_file():
+                return Path(path), last_saved_step(callback)
+        return None
+
+    def _remove_run_folder(self) -> None:
+        """A fit that stopped before writing a checkpoint has nothing to resume or compare: no empty version_N
+        folder (a config.yaml and an events file) is left to show in TensorBoard."""
+        logger = self.trainer.logger
+        folder = Path(logger.log_dir) if self.trainer.is_global_zero and logger and logger.log_dir else None
+        if folder is not None and folder.is_dir() and not any(folder.rglob("*.ckpt")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _resume_hint(self, signum: int, kept: tuple[Path, int] | None) -> str:
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        lines = [f"Stopped by {what} at step {self.trainer.global_step}."]
+        if kept is None:
+            lines.append("No checkpoint had been written yet, so there is nothing to resume (no run folder is kept).")
+            return "\n".join(lines)
+        path, step = kept
+        command = [*without_option(self.command, "--ckpt_path"), "--ckpt_path", _shown(path)]
+        lines += [
+            f"Run folder: {_shown(self.trainer.logger.log_dir)}" if self.trainer.logger else "",
+            f"Checkpoint kept: {_shown(path)} (step {step})",
+            f"Resume with: {shlex.join(['python', 'train.py', *command])}",
+        ]
+        return "\n".join(line for line in lines if line)
 
     def after_fit(self) -> None:
         """Say where the run's outputs are: its folder, the checkpoints to resume or sample from, TensorBoard."""
@@ -147,6 +219,22 @@ class LabCLI(LightningCLI):
             )
 
 
+def close_processes(trainer: Trainer) -> None:
+    """End a multi-process run in order, while every part of it is still there to answer.
+
+    Left to interpreter exit, the process group (gloo's threads, and on rank 0 the TCP store that the other
+    ranks talk to) is destroyed in no particular order with the rest of the process, which at times ends a
+    finished run with "terminate called without an active exception" (SIGABRT). Here every rank meets the
+    others once more, then closes its process group, and rank 0 waits for the processes it started.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    for child in getattr(trainer.strategy.launcher, "procs", []):
+        child.wait()
+
+
 def _shown(path: str | Path) -> str:
     """A path as the user would type it: relative to the current folder when it is inside it."""
     path = Path(path).resolve()
@@ -154,10 +242,13 @@ def _shown(path: str | Path) -> str:
 
 
 def _check_writable(folder: Path) -> None:
-    """Fail now, with the folder's name, rather than at the first log line or checkpoint."""
+    """Fail now, with the folder's name, rather than at the first log line or checkpoint; create nothing (the
+    folder is made when the run writes to it, and a run that fails first leaves none)."""
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise UserInputError(
@@ -174,6 +265,9 @@ def main(args: list[str] | None = None) -> None:
         hint = f"Run `python train.py {subcommand} --help` to see every option."
         sys.stderr.write(f"error: {explain_parse_error(str(err))}\n{hint}\n")
         sys.exit(2)
+    except KeyboardInterrupt:  # before training started (a fit's own Ctrl-C is handled by LabCLI.fit)
+        sys.stderr.write("Stopped by Ctrl-C before training started.\n")
+        sys.exit(128 + signal.SIGINT)
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
@@ -205,13 +299,46 @@ def explain_parse_error(message: str) -> str:
     return " ".join(message.split())
 
 
-def find_user_error(err: BaseException | None) -> UserInputError | None:
-    """The `UserInputError` behind `err`, if any: jsonargparse wraps errors raised while it builds objects."""
+def find_user_error(err: BaseException | None) -> str | None:
+    """What the user should read about `err`: the message of the `UserInputError` or of Lightning's
+    `MisconfigurationException` (a bad trainer or callback setting) behind it, if any; jsonargparse wraps
+    errors raised while it builds objects."""
     while err is not None:
         if isinstance(err, UserInputError):
-            return err
+            return str(err)
+        if isinstance(err, MisconfigurationException):
+            duration = re.match(r"`Timer\(duration='(.*)'\)` is not a valid duration", str(err))
+            if duration:
+                return (
+                    f"--trainer.max_time {duration.group(1)!r} is not a duration: write days:hours:minutes:seconds, "
+                    "e.g. 00:00:02:00 for two minutes."
+                )
+            return str(err)
         err = err.__cause__ or err.__context__
     return None
+
+
+def interrupting_signal(stop: BaseException) -> int | None:
+    """The signal that stopped a fit, if one did: Lightning ends a fit on SIGTERM with `SIGTERMException`, and
+    on Ctrl-C with `sys.exit(1)` while it handles the `KeyboardInterrupt`."""
+    if isinstance(stop, SIGTERMException):
+        return signal.SIGTERM
+    if isinstance(stop, KeyboardInterrupt) or isinstance(stop.__context__, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
+
+
+def without_option(args: list[str], option: str) -> list[str]:
+    """`args` without `option` and its value (given as `--option value` or `--option=value`)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
 
 
 if __name__ == "__main__":

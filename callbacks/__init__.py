@@ -7,6 +7,7 @@ from callbacks.divergence_guard import DivergenceGuard
 from callbacks.ema import EMA
 from callbacks.final_validation import FinalValidation
 from callbacks.grad_norms import GradNormLogger
+from callbacks.hparams_tab import HParamsTab
 from callbacks.image_prediction_writer import ImagePredictionWriter
 from callbacks.image_samples import ImageSampleCallback
 from callbacks.last_checkpoint import LastCheckpoint
@@ -16,6 +17,7 @@ from callbacks.text_prediction_writer import TextPredictionWriter
 from callbacks.text_samples import TextSampleCallback
 from callbacks.transformer_observer import TransformerObserver
 from callbacks.update_ratio import UpdateRatioLogger
+from callbacks.validation_step import ValidationStep
 
 __all__ = [
     "CheckpointExtras",
@@ -24,6 +26,7 @@ __all__ = [
     "EMA",
     "FinalValidation",
     "GradNormLogger",
+    "HParamsTab",
     "ImagePredictionWriter",
     "ImageSampleCallback",
     "LastCheckpoint",
@@ -33,4 +36,5 @@ __all__ = [
     "TextSampleCallback",
     "TransformerObserver",
     "UpdateRatioLogger",
+    "ValidationStep",
 ]

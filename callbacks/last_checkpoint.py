@@ -3,6 +3,7 @@
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from callbacks.lightning_internals import last_saved_step, save_last_now
 
@@ -17,7 +18,8 @@ class LastCheckpoint(ModelCheckpoint):
     multiple), so a finished run's last.ckpt could lag its real end; here it never does. It also writes it
     again when the last step was saved before that step's validation, so that the file knows the best
     checkpoint that validation made. A run stopped by an error keeps the previous last.ckpt, which is what
-    `DivergenceGuard` relies on.
+    `DivergenceGuard` relies on. A run stopped by SIGTERM (a scheduler, `timeout`) stops between two steps,
+    and saves that step; Ctrl-C can land half-way through a step, so it keeps the previous last.ckpt.
     """
 
     def __init__(self, every_n_train_steps: int = 10, **kwargs) -> None:
@@ -34,6 +36,11 @@ class LastCheckpoint(ModelCheckpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         _wait_for_write(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        if isinstance(exception, SIGTERMException) and not (trainer.validating or trainer.sanity_checking):
+            save_last_now(self, trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The parent's own test (not in fast_dev_run or sanity checks, nor twice for one step), except that

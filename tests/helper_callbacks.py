@@ -46,3 +46,14 @@ class DumpRankState(pl.Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
         torch.save({"first_batch": self.first_batch, "state_dict": state}, self.out_dir / f"rank{trainer.global_rank}.pt")
+
+
+class FailAtStep(pl.Callback):
+    """Raises a RuntimeError before training step `step`: a run that fails after start-up."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step + 1 == self.step:
+            raise RuntimeError(f"failing at step {self.step}, as asked")

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,8 +27,15 @@ HANG_TIMEOUT_S = 1200
 _running: set[int] = set()  # process groups (= the pid of the run's first process) of runs in progress
 
 
-def run_train(*args: str, timeout: float | None = HANG_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """`python train.py ARGS` from the repository root, with tests/ importable for the helper callbacks."""
+def run_train(
+    *args: str, timeout: float | None = HANG_TIMEOUT_S, interrupt: tuple[int, Path] | None = None, killed: bool = False
+) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` from the repository root, with tests/ importable for the helper callbacks.
+
+    `interrupt=(signal, path)` sends the run `signal` (as Ctrl-C or a scheduler would) once `path` exists; a
+    run handles those and exits with a status. A run that a signal ends (a negative return code, such as -6
+    for an abort at exit) fails the test, unless the test kills it on purpose (`killed=True`).
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "train.py", *args]
     proc = subprocess.Popen(
@@ -35,6 +43,12 @@ def run_train(*args: str, timeout: float | None = HANG_TIMEOUT_S) -> subprocess.
     )
     _running.add(proc.pid)
     try:
+        if interrupt is not None:
+            signum, when = interrupt
+            deadline = time.monotonic() + (timeout or float("inf"))
+            while not when.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc.pid)
@@ -50,6 +64,9 @@ def run_train(*args: str, timeout: float | None = HANG_TIMEOUT_S) -> subprocess.
     finally:
         _kill_group(proc.pid)  # whatever the run left behind
         _running.discard(proc.pid)
+    if proc.returncode < 0 and not killed:
+        name = signal.Signals(-proc.returncode).name
+        pytest.fail(f"train.py was ended by {name}. Its arguments: {args}\nIts stderr ends:\n{stderr[-3000:]}")
     return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 

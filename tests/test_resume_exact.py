@@ -65,7 +65,8 @@ def test_a_killed_run_resumes_exactly(tmp_path, tiny_mnist, short_text, model):
         return ["fit", *make(root, data, "--trainer.max_steps", "25", "--trainer.log_every_n_steps", "1", *extra)]
 
     train.LabCLI(args=args(tmp_path / "full"))
-    killed = run_train(*args(tmp_path / "killed", "--trainer.callbacks+=helper_callbacks.KillAtStep", "--trainer.callbacks.step", "17"))
+    kill = ["--trainer.callbacks+=helper_callbacks.KillAtStep", "--trainer.callbacks.step", "17"]
+    killed = run_train(*args(tmp_path / "killed", *kill), killed=True)
     assert killed.returncode == -signal.SIGKILL
     first_run = tmp_path / "killed/lightning_logs/version_0"
     last = first_run / "checkpoints/last.ckpt"
