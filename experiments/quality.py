@@ -11,8 +11,8 @@ The reference is the MNIST test set (10,000 digits) under --data, the folder tha
 A checkpoint's samples come from its saved weights (the EMA average when the run kept one), drawn from
 --seed; a conditional model draws the digits in turn (0, 1, ..., 9, 0, ...) and reports the share drawn as
 the digit asked for. `--calibrate` scores sets whose quality is known instead (real training digits, the
-same with Gaussian noise of growing strength, blurred, and uniform noise), so that a model's score can be
-read against them.
+same with Gaussian noise of growing strength, blurred; uniform noise, Gaussian noise, blanks, checkerboards and
+dots with no digit), so that a model's score can be read against them.
 """
 
 import argparse
@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from checkpoints import read_checkpoint  # noqa: E402
 from datamodules import MNISTDataModule  # noqa: E402
+from datamodules.non_digits import non_digits  # noqa: E402
 from errors import UserInputError  # noqa: E402
 from lightning_modules import DDPM  # noqa: E402
 from lightning_modules.mnist_classifier import WEIGHTS, MNISTClassifier  # noqa: E402
@@ -111,6 +112,10 @@ def calibrate(metric: SampleQuality, args: argparse.Namespace) -> list[dict]:
     sets["blurred (Gaussian, sigma 1)"] = gaussian_blur(real, kernel_size=[7, 7], sigma=[1.0, 1.0])
     sets["blurred (Gaussian, sigma 2)"] = gaussian_blur(real, kernel_size=[9, 9], sigma=[2.0, 2.0])
     sets["uniform noise"] = torch.rand(real.shape, generator=torch.Generator().manual_seed(args.seed))
+    for kind in ("Gaussian noise", "blank", "checkerboard"):  # no digit at all, as the judge was taught
+        sets[f"{kind} (no digit)"] = non_digits(len(real), kind, torch.Generator().manual_seed(args.seed))
+    salt = torch.rand(real.shape, generator=torch.Generator().manual_seed(args.seed)) > 0.9
+    sets["salt-and-pepper dots (no digit, a kind it was not taught)"] = salt.float()
     return [{"source": name, **metric.score(images, labels)} for name, images in sets.items()]
 
 

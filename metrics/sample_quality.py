@@ -76,10 +76,13 @@ class SampleQuality(Metric):
     - `fid`: the Frechet distance between Gaussians fitted to the two sets' classifier features
       (torchmetrics' `FrechetInceptionDistance` with the classifier in place of Inception). It depends on
       the number of samples, so it is reported with `num_samples`.
-    - `confidence`: the classifier's mean top probability on the samples (a blob of ink gets a low one).
-    - `class_balance`: the entropy of the predicted classes over log 10: 1 when the ten digits are equally
+    - `confidence`: the mean probability the classifier gives each sample's most likely digit. The shipped
+      judge also has a "not a digit" class, which takes the rest: noise, a blank or a blob of ink gets a low
+      confidence, a clear digit a high one.
+    - `class_balance`: the entropy of the most likely digits over log 10: 1 when the ten digits are equally
       frequent, 0 when every sample is the same digit.
-    - `accuracy` (when labels were given): the share of samples classified as the digit they were asked for.
+    - `accuracy` (when labels were given): the share of samples whose most likely digit is the one they were
+      asked for.
     """
 
     full_state_update = False
@@ -102,8 +105,7 @@ class SampleQuality(Metric):
         self.fid.update(x, real=real)
         if real:
             return
-        probs = self.classifier(x).float().softmax(dim=-1)
-        confidence, predicted = probs.max(dim=-1)
+        confidence, predicted = self.classifier.digit_probabilities(x).max(dim=-1)
         self.confidence_sum += confidence.double().sum()
         self.class_counts += torch.bincount(predicted, minlength=10)
         if labels is not None:

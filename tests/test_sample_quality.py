@@ -12,9 +12,12 @@ from callbacks.tags import QUALITY
 from experiments import quality
 from experiments.run_log import RunLog
 from lightning_modules import MNISTClassifier
+from datamodules.non_digits import KINDS, non_digits
 from lightning_modules.mnist_classifier import WEIGHTS
 from metrics import SampleQuality, draw_samples
-from tiny import ddpm_args, digit_squares, quiet_trainer, tiny_ddpm
+from tiny import REPO, ddpm_args, digit_squares, quiet_trainer, tiny_ddpm
+
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def squares(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,8 +49,44 @@ def test_the_shipped_classifier_loads_offline_and_is_small():
     model = MNISTClassifier.pretrained()
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert WEIGHTS.stat().st_size < 2_000_000
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 11)  # ten digits and "not a digit"
     assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_shipped_judge_is_unsure_of_images_that_are_not_digits(kind):
+    images = non_digits(500, kind, torch.Generator().manual_seed(1))
+    confidence = MNISTClassifier.pretrained().digit_probabilities(images * 2 - 1).max(dim=-1).values
+    assert confidence.mean() <= 0.5  # the ten-class judge said 0.99999 for uniform noise
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="needs the real MNIST in ../shared/data")
+def test_the_quality_command_reports_low_confidence_for_noise_and_high_for_real_digits(tmp_path, capsys):
+    noise, digits = tmp_path / "noise" / "samples.pt", tmp_path / "digits" / "samples.pt"
+    for path, images in ((noise, torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))),
+                         (digits, quality.mnist(str(SHARED_DATA), train=False)[0][:500])):  # fmt: skip
+        path.parent.mkdir()
+        torch.save(images, path)
+        quality.main([str(path), "--data", str(SHARED_DATA)])
+        scores = json.loads(capsys.readouterr().out)
+        assert scores["confidence"] <= 0.5 if path == noise else scores["confidence"] >= 0.95
+
+
+def test_teaching_not_a_digit_keeps_every_weight_it_starts_from(judge, judge_file):
+    torch.manual_seed(0)
+    taught = MNISTClassifier(width=8, not_a_digit=True, start_from=str(judge_file), learning_rate=1e-2, warmup_steps=5)
+    images, labels = squares(200)
+    quiet_trainer(max_steps=60).fit(taught, DataLoader(TensorDataset(images * 2 - 1, labels), batch_size=20))
+    start = judge.state_dict()
+    for name, value in taught.state_dict().items():
+        if not name.startswith("not_a_digit_head."):
+            assert torch.equal(value, start[name]), name  # BatchNorm's running statistics included
+    taught.eval()
+    others = taught.digit_probabilities(non_digits(100, generator=torch.Generator().manual_seed(2)) * 2 - 1)
+    digits = taught.digit_probabilities(squares(100, seed=3)[0] * 2 - 1)
+    assert others.max(dim=-1).values.mean() < 0.5 < digits.max(dim=-1).values.mean()
+    assert torch.equal(digits.argmax(dim=-1), judge.digit_probabilities(squares(100, seed=3)[0] * 2 - 1).argmax(dim=-1))
 
 
 def test_the_judge_reads_the_squares(judge):
