@@ -49,6 +49,8 @@ def test_two_process_training_and_predict(tmp_path, tiny_mnist, short_text, mode
         assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     else:
         assert log.texts(SAMPLES)[0] == [2, 4]
+    if model == "gpt2_mini_llama":
+        return  # predict splits prompts across processes the same way for every GPT: gpt2_mini's run shows it
 
     predict_args = ["--data.prompts", '["hello", "the lab", "world"]'] if model != "ddpm" else []
     predict = run_train(

@@ -40,6 +40,7 @@ def fitted(tmp_path_factory):
     return train.LabCLI(args=["fit", *args]), root, text
 
 
+@pytest.mark.slow
 def test_the_hparams_tab_lists_the_real_metrics_and_the_switches_first(fitted):
     cli, *_ = fitted
     settings, marked, metrics = _hparams_tab(cli.trainer.log_dir)
@@ -50,14 +51,16 @@ def test_the_hparams_tab_lists_the_real_metrics_and_the_switches_first(fitted):
     assert {name for name, first in marked.items() if first} == set(GPT2Mini.SWITCHES) & set(settings)
 
 
-def test_validate_test_and_predict_runs_are_not_trials(fitted):
+@pytest.mark.slow
+def test_validate_and_predict_runs_are_not_trials(fitted):
     cli, root, text = fitted
     ckpt = cli.trainer.checkpoint_callback.last_model_path
-    for subcommand in ("validate", "test", "predict"):
+    for subcommand in ("validate", "predict"):
         run = train.LabCLI(args=[subcommand, *gpt_args(root, text), "--ckpt_path", ckpt])
         assert _hparams_tab(run.trainer.log_dir) == ({}, {}, set()), subcommand
 
 
+@pytest.mark.slow
 def test_everything_one_validation_logs_carries_one_step(fitted):
     cli, *_ = fitted
     log = RunLog(cli.trainer.log_dir)

@@ -53,24 +53,24 @@ def test_the_shipped_classifier_loads_offline_and_is_small():
     assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, model.num_features)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_shipped_judge_is_unsure_of_images_that_are_not_digits(kind):
-    images = non_digits(500, kind, torch.Generator().manual_seed(1))
-    confidence = MNISTClassifier.pretrained().digit_probabilities(images * 2 - 1).max(dim=-1).values
-    assert confidence.mean() <= 0.5  # the ten-class judge said 0.99999 for uniform noise
+def test_the_shipped_judge_is_unsure_of_images_that_are_not_digits():
+    judge = MNISTClassifier.pretrained()
+    for kind in KINDS:
+        images = non_digits(200, kind, torch.Generator().manual_seed(1))
+        confidence = judge.digit_probabilities(images * 2 - 1).max(dim=-1).values
+        assert confidence.mean() <= 0.5, kind  # the ten-class judge said 0.99999 for uniform noise
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="needs the real MNIST in ../shared/data")
 def test_the_quality_command_reports_low_confidence_for_noise_and_high_for_real_digits(tmp_path, capsys):
-    noise, digits = tmp_path / "noise" / "samples.pt", tmp_path / "digits" / "samples.pt"
-    for path, images in ((noise, torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))),
-                         (digits, quality.mnist(str(SHARED_DATA), train=False)[0][:500])):  # fmt: skip
-        path.parent.mkdir()
-        torch.save(images, path)
-        quality.main([str(path), "--data", str(SHARED_DATA)])
-        scores = json.loads(capsys.readouterr().out)
-        assert scores["confidence"] <= 0.5 if path == noise else scores["confidence"] >= 0.95
+    noise = tmp_path / "samples.pt"
+    torch.save(torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)), noise)
+    quality.main([str(noise), "--data", str(SHARED_DATA)])
+    assert json.loads(capsys.readouterr().out)["confidence"] <= 0.5
+    digits = quality.mnist(str(SHARED_DATA), train=False)[0][:500]  # real digits, read by the same judge
+    confidence = MNISTClassifier.pretrained().digit_probabilities(digits * 2 - 1).max(dim=-1).values
+    assert confidence.mean() >= 0.95
 
 
 def test_teaching_not_a_digit_keeps_every_weight_it_starts_from(judge, judge_file):
