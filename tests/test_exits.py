@@ -37,21 +37,15 @@ def test_a_bad_callback_argument_is_one_error_line(tmp_path, short_text):
 
 
 @pytest.mark.slow
-def test_a_fit_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp_path, short_text):
+@pytest.mark.parametrize("step", [3, 7])  # before and after the first checkpoint (the validation at step 5)
+def test_a_failed_fit_keeps_its_run_folder_only_when_it_wrote_a_checkpoint(tmp_path, short_text, step):
     args = gpt_args(tmp_path, short_text, "--trainer.max_steps", "20",
-                    "--trainer.callbacks+=helper_callbacks.FailAtStep", "--trainer.callbacks.step", "3")  # fmt: skip
-    with pytest.raises(RuntimeError, match="failing at step 3"):
+                    "--trainer.callbacks+=helper_callbacks.FailAtStep", "--trainer.callbacks.step", str(step))  # fmt: skip
+    with pytest.raises(RuntimeError, match=f"failing at step {step}"):
         train.main(["fit", *args])
-    assert not list((tmp_path / "lightning_logs").glob("version_*"))
-
-
-@pytest.mark.slow
-def test_a_fit_that_fails_after_a_checkpoint_keeps_its_folder(tmp_path, short_text):
-    args = gpt_args(tmp_path, short_text, "--trainer.max_steps", "20",
-                    "--trainer.callbacks+=helper_callbacks.FailAtStep", "--trainer.callbacks.step", "7")  # fmt: skip
-    with pytest.raises(RuntimeError, match="failing at step 7"):
-        train.main(["fit", *args])
-    assert list((tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("best-step=5-*.ckpt"))
+    kept = list((tmp_path / "lightning_logs").glob("version_*/checkpoints/best-step=5-*.ckpt"))
+    runs = list((tmp_path / "lightning_logs").glob("version_*"))
+    assert (runs, kept) == ([], []) if step < 5 else (len(runs), len(kept)) == (1, 1)
 
 
 @pytest.mark.slow
