@@ -39,7 +39,8 @@ def run_train(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "train.py", *args]
     proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
     )
     _running.add(proc.pid)
     try:
@@ -68,6 +69,12 @@ def run_train(
         name = signal.Signals(-proc.returncode).name
         pytest.fail(f"train.py was ended by {name}. Its arguments: {args}\nIts stderr ends:\n{stderr[-3000:]}")
     return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches a run started from a terminal. A suite started in the background by a script (`cmd &`)
+    has SIGINT ignored, which its children would inherit: Python would then never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_children() -> tuple[int, int]:
