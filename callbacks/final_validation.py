@@ -30,12 +30,14 @@ class FinalValidation(pl.Callback):
         self._fit_start = self._validation_start = 0.0
         self._before_training_s = 0.0  # the sanity check and set-up, spent from the budget before the Timer starts
         self._validation_s: float | None = None
+        self._timer: Timer | None = None  # Lightning's, made from max_time
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.monotonic()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._before_training_s = time.monotonic() - self._fit_start
+        self._timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validation_start = time.monotonic()
@@ -47,7 +49,7 @@ class FinalValidation(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any) -> None:
         if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
             trainer.should_stop = True
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        timer = self._timer
         if timer is None or timer.time_remaining() is None or trainer.should_stop:
             return
         budget = timer.time_elapsed() + timer.time_remaining()

@@ -20,8 +20,9 @@ class HParamsTab(pl.Callback):
     alphabetically, so the tab shows `_instantiator` and `betas` while the switches that made runs differ are
     unticked. Here the metrics are the ones the run logs anyway (`val_loss` and `train_loss`, and the
     `quality/` scores when `SampleQualityCallback` runs), so the tab shows each run's last value of them, and
-    the model's `SWITCHES` (its experiment flags) come first. Only `fit` registers: `validate`, `test` and `predict` runs are not
-    trials. train.py turns Lightning's placeholder off (`TensorBoardLogger(default_hp_metric=False)`).
+    the model's `SWITCHES` (its experiment flags) come first. Only `fit` registers: `validate`, `test` and
+    `predict` runs are not trials. train.py turns Lightning's placeholder off
+    (`TensorBoardLogger(default_hp_metric=False)`).
     """
 
     def __init__(self, metrics: tuple[str, ...] = ("val_loss", "train_loss")) -> None:
