@@ -1,10 +1,5 @@
-"""Plot val loss against parameter count on log-log axes, with the fitted power law L = a * N^-b.
+"""The scaling experiment's two figures, drawn from its results and fits (experiments.scaling calls these)."""
 
-    python -m experiments.plot_scaling runs/scaling/scaling_results.json --output scaling.png
-"""
-
-import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,67 +7,121 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from experiments.scaling_laws import Law, PowerLaw, bits  # noqa: E402
 
 
-def fit_power_law(n: list[float], loss: list[float]) -> tuple[float, float, float]:
-    """Least squares in log-log space: log L = log a - b log N. Returns (a, b, R^2 of the log fit)."""
-    if len(n) < 2:
-        raise ValueError("A power law needs at least two points.")
-    log_n, log_l = np.log(np.asarray(n, dtype=float)), np.log(np.asarray(loss, dtype=float))
-    slope, intercept = np.polyfit(log_n, log_l, 1)
-    predicted = intercept + slope * log_n
-    ss_res = float(np.sum((log_l - predicted) ** 2))
-    ss_tot = float(np.sum((log_l - log_l.mean()) ** 2))
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    return float(np.exp(intercept)), float(-slope), r2
-
-
-def plot(results: list[dict], output: Path) -> tuple[float, float, float]:
-    results = sorted(results, key=lambda r: r["parameters"])
-    n = [r["parameters"] for r in results]
-    loss = [r["val_loss"] for r in results]
-    a, b, r2 = fit_power_law(n, loss)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.loglog(n, loss, "o", markersize=8, label="measured")
-    for r in results:
-        ax.annotate(r["name"], (r["parameters"], r["val_loss"]), textcoords="offset points", xytext=(6, 6))
-    grid = np.geomspace(min(n) / 1.5, max(n) * 1.5, 100)
-    ax.loglog(grid, a * grid**-b, "--", label=f"L = {a:.2f} x N^-{b:.3f}  (R^2 = {r2:.3f})")
-    # Label the measured points themselves: a loss range inside one decade gets no useful log ticks.
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_minor_formatter(NullFormatter())
-    ax.set_xticks(n, labels=[f"{v / 1e6:.2f}M" for v in n])
-    ax.set_yticks(loss, labels=[f"{v:.2f}" for v in loss])
-    ax.set_xlabel("parameters N")
-    ax.set_ylabel("validation loss L")
-    ax.set_title(f"GPT2Mini scaling ({results[0]['steps']} steps per size)")
-    ax.grid(which="both", alpha=0.3)
-    ax.legend()
+def _save(fig: plt.Figure, output: Path) -> None:
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=120)
     plt.close(fig)
-    return a, b, r2
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", help="scaling_results.json written by experiments.scaling")
-    parser.add_argument("--output", default="scaling_plot.png")
-    args = parser.parse_args(argv)
-    path = Path(args.results)
-    if not path.is_file():
-        parser.error(f"{path} not found: run python -m experiments.scaling first")
-    results = json.loads(path.read_text())
-    if len(results) < 2:
-        parser.error(f"{path} has {len(results)} finished size(s); a fit needs at least two")
-    a, b, r2 = plot(results, Path(args.output))
-    for r in sorted(results, key=lambda r: r["parameters"]):
-        print(f"{r['name']:>7}: {r['parameters'] / 1e6:6.2f}M parameters, val loss {r['val_loss']:.3f}")
-    print(f"Fit: L = {a:.3f} x N^-{b:.4f}  (R^2 = {r2:.4f})")
-    print(f"Wrote {args.output}")
+def plot_law(results: list[dict], fit: dict, output: Path) -> None:
+    """Loss against size with every seed, the power law, the law with a floor fitted without the largest size,
+    and the largest size's prediction (with its interval) beside its measurement."""
+    runs = [r for r in results if r["experiment"] == "sizes"]
+    n = np.array([r["non_embedding_parameters"] for r in runs], dtype=float)
+    loss = np.array([r["val_loss"] for r in runs])
+    held = fit["held_out"]
+    seen = n != held["parameters"]
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    ax.plot(n[seen], loss[seen], "o", color="C0", alpha=0.7, label="fitted runs (each seed)")
+    ax.plot(
+        n[~seen],
+        loss[~seen],
+        "*",
+        color="C3",
+        markersize=12,
+        label=f"held out: {held['name']} (each seed)",
+    )
+    grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 200)
+    power = PowerLaw(**fit["power_law"])
+    ax.plot(
+        grid,
+        power(grid),
+        ":",
+        color="gray",
+        label=f"power law, all sizes: {power.a:.2f}·N^-{power.b:.3f}",
+    )
+    law = Law(**held["law"])
+    ax.plot(grid, law(grid), "-", color="C0",
+            label=f"fit without {held['name']}: {law.E:.2f} + {law.A:.3g}·N^-{law.alpha:.2f}")  # fmt: skip
+    ax.axhline(
+        law.E,
+        color="C0",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"its irreducible loss E = {law.E:.2f}",
+    )
+    lo, hi = held["interval"]
+    ax.errorbar([held["parameters"]], [held["predicted"]], yerr=[[held["predicted"] - lo], [hi - held["predicted"]]],
+                fmt="s", color="C1", capsize=4,
+                label=f"predicted {held['predicted']:.3f} [{lo:.3f}, {hi:.3f}], measured {held['measured']:.3f}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters N")
+    ax.set_ylabel("validation loss (nats a character)")
+    right = ax.secondary_yaxis("right", functions=(bits, lambda b: b * np.log(2)))
+    right.set_ylabel("bits a character")
+    ax.set_title(f"Loss against size, {runs[0]['tokens_seen']:,} tokens each")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=7.5)
+    _save(fig, output)
 
 
-if __name__ == "__main__":
-    main()
+def plot_isoflop(results: list[dict], fit: dict, output: Path) -> None:
+    """Left: loss against size at each compute budget, with the parabola that finds its best size.
+    Right: the best size and tokens against the budget, with their power laws."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    budgets = fit["isoflop"]["budgets"]
+    for i, budget in enumerate(budgets):
+        runs = sorted(
+            (r for r in results if r["budget"] == budget["flops"]),
+            key=lambda r: r["non_embedding_parameters"],
+        )
+        n = np.array([r["non_embedding_parameters"] for r in runs], dtype=float)
+        loss = np.array([r["val_loss"] for r in runs])
+        left.plot(n, loss, "o", color=f"C{i}", label=f"C = {budget['flops']:.0e} FLOPs")
+        left.plot(n, loss, "-", color=f"C{i}", alpha=0.3)
+        if budget["interior"]:  # the parabola through the best size and its neighbours, and its vertex
+            best = int(np.argmin(loss))
+            coefficients = np.polyfit(np.log(n[best - 1 : best + 2]), loss[best - 1 : best + 2], 2)
+            grid = np.geomspace(n[best - 1], n[best + 1], 50)
+            left.plot(grid, np.polyval(coefficients, np.log(grid)), "-", color=f"C{i}", linewidth=2)
+            vertex = np.polyval(coefficients, np.log(budget["best_parameters"]))
+            left.plot([budget["best_parameters"]], [vertex], "v", color="black", markersize=9)
+        else:
+            left.plot([budget["best_parameters"]], [loss.min()], "x", color="black", markersize=9)
+    left.set_xscale("log")
+    left.set_xlabel("non-embedding parameters N")
+    left.set_ylabel("validation loss (nats a character)")
+    left.set_title("isoFLOP curves (▼ best size; x: at the edge of the sizes trained)")
+    left.grid(which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    flops = np.array([b["flops"] for b in budgets])
+    for key, exponent, color, label in (
+        ("best_parameters", "a", "C0", "N_opt"),
+        ("best_tokens", "b", "C1", "D_opt"),
+    ):
+        values = np.array([b[key] for b in budgets])
+        right.plot(flops, values, "o", color=color)
+        if fit["isoflop"][exponent] is not None:
+            slope, intercept = np.polyfit(np.log(flops), np.log(values), 1)
+            grid = np.geomspace(flops.min(), flops.max(), 50)
+            right.plot(
+                grid,
+                np.exp(intercept) * grid**slope,
+                "-",
+                color=color,
+                label=f"{label} ∝ C^{slope:.2f}",
+            )
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("compute C = 6ND (FLOPs)")
+    right.set_ylabel("parameters / tokens")
+    right.set_title("Compute-optimal size and data (Chinchilla: both ∝ C^0.5)")
+    right.grid(which="both", alpha=0.3)
+    if fit["isoflop"]["a"] is not None:  # two budgets or more: the power laws are drawn
+        right.legend(fontsize=8)
+    _save(fig, output)

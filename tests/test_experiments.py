@@ -1,30 +1,20 @@
-"""Ablation and scaling code paths on tiny settings, and the power-law fit on points with a known exponent."""
+"""The ablation runner's code paths on tiny settings (the scaling experiment's are in test_scaling.py)."""
 
 import dataclasses
 import json
 import re
 import warnings
 
-import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from experiments import ablation, plot_scaling, scaling
+from experiments import ablation
 from experiments.run_log import RunLog
 
 TINY_GPT = ["--model.n_layer", "1", "--model.n_head", "2", "--model.n_embd", "16", "--data.block_size", "8",
             "--data.batch_size", "4", "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false"]  # fmt: skip
-
-
-def test_power_law_fit_recovers_a_known_exponent():
-    n = np.geomspace(3e5, 2e7, 6)
-    a, b, r2 = plot_scaling.fit_power_law(n, 20.89 * n**-0.129)
-    assert a == pytest.approx(20.89, rel=1e-6) and b == pytest.approx(0.129, rel=1e-6) and r2 == pytest.approx(1.0)
-    noisy = 20.89 * n**-0.129 * np.exp(np.random.default_rng(0).normal(0, 0.02, n.size))
-    a, b, r2 = plot_scaling.fit_power_law(n, noisy)
-    assert b == pytest.approx(0.129, abs=0.03) and 0.5 < r2 < 1.0
 
 
 @pytest.mark.slow
@@ -114,23 +104,3 @@ def test_unknown_variant_is_a_usage_error(capsys):
         ablation.main(["--model", "ddpm", "--variants", "no_attention"])
     assert "unknown variant(s) no_attention" in capsys.readouterr().err
 
-
-@pytest.mark.slow
-def test_scaling_records_each_size_skips_finished_ones_and_plots(tmp_path, repetitive_text, capsys):
-    out = tmp_path / "scaling"
-    argv = ["--data", str(repetitive_text), "--out", str(out), "--quick", "--steps", "2", "--sizes", "tiny", "small",
-            "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false"]  # fmt: skip
-    scaling.main(argv)
-    results = json.loads((out / "scaling_results.json").read_text())
-    assert [r["name"] for r in results] == ["tiny", "small"]
-    tiny = results[0]
-    assert 0.3e6 < tiny["parameters"] < 0.4e6 and tiny["non_embedding_parameters"] < tiny["parameters"]
-    assert tiny["steps"] == 2 and tiny["tokens_seen"] == 2 * 64 * 16 and tiny["wall_time_s"] > 0
-    capsys.readouterr()
-    scaling.main(argv)
-    assert capsys.readouterr().out.count("already finished") == 2
-
-    png = tmp_path / "scaling.png"
-    plot_scaling.main([str(out / "scaling_results.json"), "--output", str(png)])
-    assert "Fit: L = " in capsys.readouterr().out and png.stat().st_size > 10_000
