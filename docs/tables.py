@@ -11,6 +11,7 @@ that command and copying its output there, then running this script, is how a fi
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
@@ -18,11 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # so that `python docs/tables.py` finds the lab's packages
-    sys.path.insert(0, str(REPO))
-
-from experiments.plot_scaling import fit_power_law  # noqa: E402
-
 RESULTS = REPO / "docs" / "results"
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
@@ -108,17 +104,85 @@ def ablation_gpt2_mini_200() -> str:
     return table(["variant, 200 steps", "train loss", "val loss"], rows)
 
 
-def scaling_quick() -> str:
-    results = sorted(load("scaling_quick.json"), key=lambda r: r["parameters"])
-    rows = [
-        [r["name"], f"{r['parameters'] / 1e6:.2f}M", f"{r['non_embedding_parameters'] / 1e6:.2f}M",
-         f"{r['val_loss']:.3f}", f"{r['tokens_seen']:,}", f"{r['wall_time_s']:.0f} s"]
-        for r in results
-    ]  # fmt: skip
-    a, b, r2 = fit_power_law([r["parameters"] for r in results], [r["val_loss"] for r in results])
-    columns = ["name", "parameters", "without embeddings", "val loss", "tokens seen", "wall time"]
-    fit = f"\nFit: L = {a:.3f} x N^-{b:.4f} (R^2 = {r2:.3f}); the larger the model, the lower the loss.\n"
-    return table(columns, rows) + fit
+def _sizes(results: list[dict]) -> dict[str, list[dict]]:
+    """The sizes experiment's runs, grouped by size, smallest first."""
+    groups: dict[str, list[dict]] = {}
+    for r in sorted(results, key=lambda r: (r["non_embedding_parameters"], r["seed"])):
+        if r["experiment"] == "sizes":
+            groups.setdefault(r["name"], []).append(r)
+    return groups
+
+
+def _left_out(r: dict, vocabulary: int = 65) -> str:
+    """What C = 6ND leaves out for this size, as a share of it: the attention scores (12·T·d·n_layer FLOPs a
+    token) and the tied output layer (6·V·d), for tiny Shakespeare's 65 characters."""
+    extra = 12 * r["block_size"] * r["n_embd"] * r["n_layer"] + 6 * vocabulary * r["n_embd"]
+    return f"{100 * extra / (6 * r['non_embedding_parameters']):.0f}%"
+
+
+def scaling_sizes() -> str:
+    fitted = {r["parameters"]: r["fitted"] for r in load("scaling_full_fit.json")["irreducible"]["residuals"]}
+    rows = []
+    for name, runs in _sizes(load("scaling_full_results.json")).items():
+        r, losses = runs[0], [run["val_loss"] for run in runs]
+        mean, law = statistics.mean(losses), fitted[r["non_embedding_parameters"]]
+        spread = f" ± {statistics.stdev(losses):.3f}" if len(losses) > 1 else ""
+        rows.append([name, f"{r['n_layer']} x {r['n_embd']}", f"{r['non_embedding_parameters']:,}", f"{mean:.3f}{spread}",
+                     f"{mean / math.log(2):.3f}", f"{law:.3f} ({mean - law:+.3f})", _left_out(r),
+                     duration(statistics.mean(run["wall_time_s"] for run in runs))])  # fmt: skip
+    columns = ["size", "layers x width", "N (non-embedding)", "val loss, nats (mean ± sd over seeds)", "bits a character",
+               "E + A·N^-α (residual)", "left out of 6ND", "wall time a run"]  # fmt: skip
+    return table(columns, rows)
+
+
+def _interval(values: list[float], digits: int = 3) -> str:
+    return f"[{values[0]:.{digits}f}, {values[1]:.{digits}f}]"
+
+
+def scaling_fits() -> str:
+    rows = []
+    for preset in ("quick", "full"):
+        fit = load(f"scaling_{preset}_fit.json")
+        p, e, h, two = fit["power_law"], fit["irreducible"], fit["held_out"], fit["two_variable"]
+        rows.append([
+            f"`{preset}`" if preset == "quick" else "full",
+            f"{p['a']:.3f} · N^-{p['b']:.4f} (R² {p['r2']:.3f})",
+            f"{e['E']:.2f} {_interval(e['ci']['E'], 2)} + {e['A']:.3g} · N^-{e['alpha']:.2f} "
+            f"{_interval(e['ci']['alpha'], 2)} (R² {e['r2']:.3f})",
+            f"{h['name']}: {h['predicted']:.3f} {_interval(h['interval'])}; power law {h['power_law_predicted']:.3f}",
+            f"{h['measured']:.3f} ({h['error']:+.3f}, {100 * h['relative_error']:+.1f}%)",
+            f"{two['E']:.2f} + {two['A']:.3g}·N^-{two['alpha']:.2f} + {two['B']:.3g}·D^-{two['beta']:.2f}",
+        ])  # fmt: skip
+    columns = ["preset", "power law L = a·N^-b", "L = E + A·N^-α [95% interval]", "held out: E + A·N^-α predicts [95%]",
+               "measured (error)", "L(N, D) on every run"]  # fmt: skip
+    return table(columns, rows)
+
+
+def scaling_isoflop() -> str:
+    fit, results = load("scaling_full_fit.json"), load("scaling_full_results.json")
+    rows = []
+    for b in fit["isoflop"]["budgets"]:
+        sizes = sorted((r for r in results if r["budget"] == b["flops"]), key=lambda r: r["non_embedding_parameters"])
+        best = min(sizes, key=lambda r: r["val_loss"])
+        where = "" if b["interior"] else " (edge)"
+        rows.append([f"{b['flops']:.0e}", ", ".join(r["name"] for r in sizes), f"{best['name']} ({best['val_loss']:.3f})",
+                     f"{b['best_parameters']:,.0f}{where}", f"{b['best_tokens'] / 1e6:.2f}M",
+                     f"{b['tokens_per_parameter']:.1f}"])  # fmt: skip
+    iso = fit["isoflop"]
+    columns = ["budget C (FLOPs)", "sizes trained", "best trained (val loss)", "N_opt (parabola)", "D_opt",
+               "tokens a parameter"]  # fmt: skip
+    return (
+        table(columns, rows) + f"\nN_opt ∝ C^{iso['a']:.2f} and D_opt ∝ C^{iso['b']:.2f} (Chinchilla: 0.50 and 0.50).\n"
+    )
+
+
+def scaling_runs() -> str:
+    rows = []
+    for preset in ("quick", "full"):
+        runs = load(f"scaling_{preset}_fit.json")["runs"]
+        rows.append([f"`{preset}`" if preset == "quick" else "full", f"{runs['sizes']} + {runs['isoflop']}",
+                     f"{runs['tokens'] / 1e6:.0f}M", duration(runs["wall_time_s"])])  # fmt: skip
+    return table(["preset", "runs (sizes + isoFLOP)", "tokens trained", "sum of the runs' wall times"], rows)
 
 
 # ---- DDPM -----------------------------------------------------------------------------------------
@@ -248,14 +312,19 @@ def benchmarks() -> str:
          _mb(ancestral)],
     ]  # fmt: skip
     watched = {
-        "gpt2_mini_shakespeare": ("attention maps, residual stream, logit lens, update ratios", "`gpt2_mini_shakespeare`"),
+        "gpt2_mini_shakespeare": (
+            "attention maps, residual stream, logit lens, update ratios",
+            "`gpt2_mini_shakespeare`",
+        ),
         "ddpm": ("loss by noise level, trajectory, update ratios", "`configs/ddpm.yaml`"),
     }
     for run, (what, where) in watched.items():
         o = b.get(f"Observation overhead, {run}")
         if o is not None:
             interval = o["fit_s"] - o["observing_s"]
-            result = f"+{o['overhead']:.1%} wall time ({o['observing_s']:.2f} s of a {interval:.1f} s validation interval)"
+            result = (
+                f"+{o['overhead']:.1%} wall time ({o['observing_s']:.2f} s of a {interval:.1f} s validation interval)"
+            )
             rows.append([f"observation ({what}), {where}", result, _mb(o)])
     budget = b.get("DDPM fit with max_time 1 min, whole command")
     if budget is not None:
@@ -276,9 +345,24 @@ def test_suite() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     fn.__name__.replace("_", "-"): fn
-    for fn in (shakespeare_seeds, gpt2_to_llama, ablation_gpt2_mini_30, ablation_gpt2_mini_200, scaling_quick,
-               ablation_ddpm_300, ddpm_recipe, calibration, samplers_min_snr, samplers_default, guidance, benchmarks,
-               test_suite)  # fmt: skip
+    for fn in (
+        shakespeare_seeds,
+        gpt2_to_llama,
+        ablation_gpt2_mini_30,
+        ablation_gpt2_mini_200,
+        scaling_sizes,
+        scaling_fits,
+        scaling_isoflop,
+        scaling_runs,
+        ablation_ddpm_300,
+        ddpm_recipe,
+        calibration,
+        samplers_min_snr,
+        samplers_default,
+        guidance,
+        benchmarks,
+        test_suite,
+    )  # fmt: skip
 }
 
 
