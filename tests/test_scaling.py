@@ -32,7 +32,7 @@ def test_power_law_fit_recovers_a_known_exponent():
 def test_the_law_with_a_floor_is_recovered_exactly_without_noise_and_within_its_interval_with_noise():
     exact = laws.fit_law(list(SIZES), list(TRUE(SIZES)))
     assert (exact.E, exact.A, exact.alpha) == pytest.approx((1.3, 25.0, 0.3), rel=1e-3)
-    fit = laws.law_with_intervals(noisy_sizes(TRUE), resamples=100)
+    fit = laws.law_with_intervals(noisy_sizes(TRUE), resamples=40)
     for name in ("E", "A", "alpha"):
         lo, hi = fit["ci"][name]
         assert lo < getattr(TRUE, name) < hi, name
@@ -47,7 +47,7 @@ def test_the_law_with_a_floor_is_recovered_exactly_without_noise_and_within_its_
 def test_a_held_out_size_is_predicted_from_the_others_with_an_interval_that_holds_it():
     sizes = noisy_sizes(TRUE)
     held_out = float(SIZES[-1])
-    result = laws.predict_held_out(sizes, held_out, resamples=100)
+    result = laws.predict_held_out(sizes, held_out, resamples=40)
     lo, hi = result["interval"]
     assert lo < result["predicted"] < hi and lo < TRUE(held_out) < hi
     assert result["measured"] == pytest.approx(np.mean(sizes[held_out]))
