@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.scaling_laws import Law, PowerLaw, bits  # noqa: E402
+from experiments.scaling_laws import Law, PowerLaw, bits, local_parabola  # noqa: E402
 
 
 def _save(fig: plt.Figure, output: Path) -> None:
@@ -86,7 +86,7 @@ def plot_isoflop(results: list[dict], fit: dict, output: Path) -> None:
         left.plot(n, loss, "-", color=f"C{i}", alpha=0.3)
         if budget["interior"]:  # the parabola through the best size and its neighbours, and its vertex
             best = int(np.argmin(loss))
-            coefficients = np.polyfit(np.log(n[best - 1 : best + 2]), loss[best - 1 : best + 2], 2)
+            coefficients = local_parabola(list(n), list(loss))
             grid = np.geomspace(n[best - 1], n[best + 1], 50)
             left.plot(grid, np.polyval(coefficients, np.log(grid)), "-", color=f"C{i}", linewidth=2)
             vertex = np.polyval(coefficients, np.log(budget["best_parameters"]))

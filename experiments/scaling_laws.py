@@ -261,17 +261,26 @@ def predict_held_out(sizes: dict[float, list[float]], held_out: float, resamples
     }
 
 
-def isoflop_optimum(n: list[float], loss: list[float]) -> tuple[float, bool]:
-    """The size with the lowest loss at one compute budget: the vertex of the parabola in log N through the best
-    size trained and its two neighbours (Chinchilla's second method, kept local because an isoFLOP curve is
-    not symmetric far from its minimum). Returns (N_opt, interior); where the best size is the smallest or the
-    largest trained, the optimum may lie beyond it: that size is returned with interior False."""
-    order = np.argsort(n)
-    log_n, loss = np.log(np.asarray(n, dtype=float)[order]), np.asarray(loss, dtype=float)[order]
+def local_parabola(n: list[float], loss: list[float]) -> np.ndarray | None:
+    """Coefficients (in log N, highest power first) of the parabola through the best size and its two
+    neighbours, with `n` in increasing order; None where the best size is the smallest or the largest."""
     best = int(np.argmin(loss))
     if best == 0 or best == len(loss) - 1:
-        return float(np.exp(log_n[best])), False
-    c2, c1, _ = np.polyfit(log_n[best - 1 : best + 2], loss[best - 1 : best + 2], 2)
+        return None
+    return np.polyfit(np.log(np.asarray(n[best - 1 : best + 2], dtype=float)), loss[best - 1 : best + 2], 2)
+
+
+def isoflop_optimum(n: list[float], loss: list[float]) -> tuple[float, bool]:
+    """The size with the lowest loss at one compute budget: the vertex of `local_parabola` (Chinchilla's
+    second method, kept local because an isoFLOP curve is not symmetric far from its minimum). Returns
+    (N_opt, interior); where the best size is the smallest or the largest trained, the optimum may lie beyond
+    it: that size is returned with interior False."""
+    order = np.argsort(n)
+    n, loss = np.asarray(n, dtype=float)[order], np.asarray(loss, dtype=float)[order]
+    coefficients = local_parabola(list(n), list(loss))
+    if coefficients is None:
+        return float(n[np.argmin(loss)]), False
+    c2, c1, _ = coefficients
     return float(np.exp(-c1 / (2 * c2))), True
 
 
