@@ -3,17 +3,19 @@
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from tqdm import tqdm
 
 from checkpoints import upgrade
 from datamodules.char_tokenizer import CharTokenizer
 from errors import UserInputError
 from lightning_modules.lr_schedule import LRSchedule
+from lightning_modules.optimizers import MuonWithAdamW, check_muon_settings, muon_matrices
 from lightning_modules.transformer import GPT, GPTConfig, KVCache
 
 SEPARATOR = "\n" + "-" * 40 + "\n"  # after each text predict prints, as between them in TextPredictionWriter's file
@@ -26,7 +28,9 @@ class GPT2Mini(pl.LightningModule):
     `n_head`, `n_embd`, `block_size`, `dropout`, `ln_style`, `norm`, ...), with its defaults (GPT-2's);
     each switch is documented where it acts: `Block`, `CausalSelfAttention` and `GPT`. The learning rate
     follows `LRSchedule` (`learning_rate`, `warmup_steps`, `lr_decay_steps`, `min_lr`); AdamW with `betas`
-    decays the weight matrices by `weight_decay`.
+    decays the weight matrices by `weight_decay`. `optimizer="muon"` hands the matrices inside the blocks to
+    Muon instead (`MuonWithAdamW`), with its own peak rate `muon_lr` (on the same schedule) and momentum
+    `muon_momentum`; the embeddings, head, norms and biases stay on AdamW.
 
     `chars`, when given, is the vocabulary in token order; it is saved in checkpoints so that a model loaded
     with `load_from_checkpoint` can encode and decode text without its training data. `max_new_tokens`,
@@ -48,6 +52,9 @@ class GPT2Mini(pl.LightningModule):
         lr_decay_steps: int | None = None,
         min_lr: float | None = None,
         betas: tuple[float, float] = (0.9, 0.95),
+        optimizer: Literal["adamw", "muon"] = "adamw",
+        muon_lr: float = 0.02,
+        muon_momentum: float = 0.95,
         compile: bool = False,
         chars: list[str] | None = None,
         max_new_tokens: int = 500,
@@ -58,6 +65,7 @@ class GPT2Mini(pl.LightningModule):
         super().__init__()
         config = GPTConfig(**network)
         LRSchedule(learning_rate, warmup_steps, lr_decay_steps, min_lr)  # checks the settings now, not at fit
+        check_muon_settings(muon_lr, muon_momentum)
         if chars is not None and len(chars) != config.vocab_size:
             raise UserInputError(
                 f"chars has {len(chars)} characters but vocab_size is {config.vocab_size}; they must match."
@@ -94,18 +102,38 @@ class GPT2Mini(pl.LightningModule):
         self.log("test_loss", self.loss(*batch), sync_dist=True, batch_size=batch[0].size(0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone.
+        # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone. With Muon, the
+        # matrices inside the blocks are Muon's and the decay group keeps the embeddings (and an untied head).
+        hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
+        muon_params, muon_owned = [], set()
+        if hp.optimizer == "muon":
+            muon_params = muon_matrices(self.gpt)
+            muon_owned = {id(p) for p in muon_params}
         groups = [
-            {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
+            {"name": "decay", "params": [p for p in params if p.dim() >= 2 and id(p) not in muon_owned],
+             "weight_decay": hp.weight_decay},
             {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
-        schedule = LRSchedule.of(self.hparams).scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
+        ]  # fmt: skip
+        if hp.optimizer == "muon":
+            optimizer = MuonWithAdamW(muon_params, groups, lr=hp.learning_rate, betas=tuple(hp.betas),
+                                      muon_lr=hp.muon_lr, muon_momentum=hp.muon_momentum,
+                                      muon_weight_decay=hp.weight_decay)  # fmt: skip
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
+        schedule = LRSchedule.of(hp).scheduler(optimizer, run_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         upgrade(checkpoint, "GPT2Mini")
+        trained_with = checkpoint.get("hyper_parameters", {}).get("optimizer", "adamw")
+        resuming = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
+        if resuming and trained_with != self.hparams.optimizer:
+            raise UserInputError(
+                f"The checkpoint was trained with --model.optimizer {trained_with}, and this run asks for "
+                f"{self.hparams.optimizer}: its optimizer state cannot carry over. Resume with --model.optimizer "
+                f"{trained_with}, or start a new run (without --ckpt_path) to train with {self.hparams.optimizer}."
+            )
         saved = checkpoint.get("hyper_parameters", {}).get("chars")
         if saved is not None and self.hparams.chars is not None and list(saved) != list(self.hparams.chars):
             raise UserInputError(

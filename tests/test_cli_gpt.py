@@ -5,12 +5,14 @@ import re
 from pathlib import Path
 
 import pytest
+import lightning.pytorch as pl
 import torch
 
 import generate
 import train
 from callbacks import StepProgressBar
-from callbacks.tags import GRAD_NORM, SAMPLES
+from callbacks.tags import GRAD_NORM, SAMPLES, UPDATE_RATIO
+from errors import UserInputError
 from experiments.run_log import RunLog
 from lightning_modules import GPT2Mini
 from subprocess_runs import run_train
@@ -83,6 +85,34 @@ def test_resume_continues_step_optimizer_and_schedule(trained):
     assert after["optimizer_states"][0]["state"][0]["step"] == 80
     assert after["lr_schedulers"][0]["last_epoch"] == 80
     assert before["lr_schedulers"][0]["last_epoch"] == 60
+
+
+def test_muon_trains_checkpoints_and_resumes_and_a_switch_of_optimizer_at_resume_is_refused(trained, capsys):
+    _, root, text, adamw_ckpt = trained
+    muon_root = root / "muon"
+    cli = train.LabCLI(args=["fit", *tiny_args(muon_root, text, "--model.optimizer", "muon")])
+    uniform = math.log(cli.datamodule.vocab_size)
+    assert cli.trainer.callback_metrics["val_loss"] < 0.3 * uniform
+    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    saved = torch.load(ckpt, weights_only=True)
+    assert set(saved["optimizer_states"][0]) == {"muon", "adamw"}
+    assert {UPDATE_RATIO + "blocks.0", "lr-MuonWithAdamW/muon"} <= RunLog(cli.trainer.log_dir).scalar_tags
+    resumed = train.LabCLI(args=["fit", *tiny_args(muon_root, text, "--model.optimizer", "muon",
+                                                   "--trainer.max_steps", "70"), "--ckpt_path", str(ckpt)])  # fmt: skip
+    assert resumed.trainer.global_step == 70
+    after = torch.load(resumed.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    assert after["optimizer_states"][0]["adamw"]["state"][0]["step"] == 70
+    assert after["lr_schedulers"][0]["last_epoch"] == 70
+
+    # train.py resumes with the checkpoint's own settings, optimizer included; a model built by hand with the
+    # other optimizer is refused before its optimizer state is read.
+    for checkpoint, asked, trained_with in ((adamw_ckpt, "muon", "adamw"), (ckpt, "adamw", "muon")):
+        settings = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+        model = GPT2Mini(**{k: v for k, v in settings.items() if not k.startswith("_")} | {"optimizer": asked})
+        trainer = pl.Trainer(max_steps=80, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             default_root_dir=root / f"switch_{asked}")  # fmt: skip
+        with pytest.raises(UserInputError, match=f"trained with --model.optimizer {trained_with}, and this run asks"):
+            trainer.fit(model, datamodule=cli.datamodule, ckpt_path=checkpoint)
 
 
 def test_validate_from_a_checkpoint_scores_it_and_draws_a_sample(trained):

@@ -54,15 +54,16 @@ def _train_losses(log_dir: Path) -> dict[int, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["gpt2_mini", "ddpm"])
+@pytest.mark.parametrize("model", ["gpt2_mini", "gpt2_mini_muon", "ddpm"])
 def test_a_killed_run_resumes_exactly(tmp_path, tiny_mnist, short_text, model):
     # The killed run is a process of its own; the uninterrupted and the resumed run happen in this one.
     # 25 steps; last.ckpt every 10 (the configs' logging interval); validation every 5. The data has
     # 16 (GPT) or 6 (DDPM) batches an epoch, so the resumed stretch crosses epoch boundaries.
     def args(root: Path, *extra: str) -> list[str]:
-        make = gpt_args if model == "gpt2_mini" else ddpm_args
-        data = short_text if model == "gpt2_mini" else tiny_mnist
-        return ["fit", *make(root, data, "--trainer.max_steps", "25", "--trainer.log_every_n_steps", "1", *extra)]
+        make = ddpm_args if model == "ddpm" else gpt_args
+        data = tiny_mnist if model == "ddpm" else short_text
+        muon = ["--model.optimizer", "muon"] if model == "gpt2_mini_muon" else []
+        return ["fit", *make(root, data, "--trainer.max_steps", "25", "--trainer.log_every_n_steps", "1", *muon, *extra)]
 
     train.LabCLI(args=args(tmp_path / "full"))
     kill = ["--trainer.callbacks+=helper_callbacks.KillAtStep", "--trainer.callbacks.step", "17"]
