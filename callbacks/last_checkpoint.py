@@ -1,4 +1,6 @@
-"""LastCheckpoint: last.ckpt every few steps, and once more when training ends."""
+"""LastCheckpoint: last.ckpt every half minute (or every few steps), and once more when training ends."""
+
+from datetime import timedelta
 
 import lightning.pytorch as pl
 import torch
@@ -9,9 +11,13 @@ from callbacks.lightning_internals import last_saved_step, save_last_now
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """Writes only `last.ckpt`: every `every_n_train_steps` steps, and at the end of training.
+    """Writes only `last.ckpt`: every `every_n_seconds` of training, and at the end of training.
 
-    A killed run loses at most `every_n_train_steps` steps. With a writer that works in the background
+    A killed run loses at most `every_n_seconds` of work (and the step under way). By the clock rather than
+    by steps, the price of that safety stays small whatever a step costs: a small model's 10 MB checkpoint
+    costs about as much as a step, so every 10 steps was a tenth of its run. `every_n_train_steps`, when
+    given, saves every that many steps instead (the tests use it: a step count is the same on every
+    machine). With a writer that works in the background
     (`AtomicCheckpointIO(background=True)`), a save may still be writing during the next step's forward and
     backward passes; that step waits for it before it changes the weights. `ModelCheckpoint` alone skips the
     final save when the run stops between two of those steps (a `max_steps` or `max_time` that is not a
@@ -22,8 +28,14 @@ class LastCheckpoint(ModelCheckpoint):
     and saves that step; Ctrl-C can land half-way through a step, so it keeps the previous last.ckpt.
     """
 
-    def __init__(self, every_n_train_steps: int = 10, **kwargs) -> None:
-        super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
+    def __init__(
+        self, every_n_seconds: float | None = 30.0, every_n_train_steps: int | None = None, **kwargs
+    ) -> None:
+        if every_n_train_steps is not None:
+            trigger = {"every_n_train_steps": every_n_train_steps}
+        else:
+            trigger = {"train_time_interval": timedelta(seconds=every_n_seconds)} if every_n_seconds else {}
+        super().__init__(save_last=True, save_top_k=0, **trigger, **kwargs)
 
     _last_validated_step = -1
 

@@ -116,3 +116,29 @@ def test_last_ckpt_written_before_the_final_validation_is_rewritten_with_its_bes
     states = [state for key, state in saved.items() if key.startswith("ModelCheckpoint{'monitor': 'val_loss'")]
     assert [state["best_model_path"] for state in states] == [best.best_model_path]
     assert best.best_model_path  # the test means something: a best checkpoint exists
+
+
+def test_last_ckpt_is_saved_by_the_clock(tmp_path, short_text, monkeypatch):
+    # A fake clock that each training step moves by 4 seconds: with every_n_seconds=10, the saves fall at the
+    # third step after the previous one (12 s later), and once more at the end.
+    import lightning.pytorch.callbacks.model_checkpoint as model_checkpoint
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(model_checkpoint.time, "monotonic", lambda: clock.now)
+
+    class Tick(pl.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            clock.now += 4.0
+
+    saved_at = []
+
+    class Saves(pl.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+            saved_at.append(trainer.global_step)
+
+    dm = CharDataModule(data_path=str(short_text), block_size=8, batch_size=4)
+    trainer = quiet_trainer(max_steps=8, default_root_dir=tmp_path, enable_checkpointing=True,
+                            callbacks=[Tick(), Saves(), LastCheckpoint(every_n_seconds=10)])  # fmt: skip
+    trainer.fit(gpt_for(dm), dm)
+    assert saved_at == [3, 6, 8]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8

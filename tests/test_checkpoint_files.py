@@ -148,8 +148,8 @@ def checkpoints(tmp_path_factory, tiny_mnist):
         "root": root,
         "text": text,
         "data_dir": tiny_mnist,
-        "gpt": Path(gpt.trainer.checkpoint_callback.last_model_path),
-        "ddpm": Path(ddpm.trainer.checkpoint_callback.last_model_path),
+        "gpt": Path(gpt.trainer.checkpoint_callbacks[-1].last_model_path),
+        "ddpm": Path(ddpm.trainer.checkpoint_callbacks[-1].last_model_path),
     }
 
 

@@ -85,7 +85,7 @@ def test_every_file_resumes_and_is_written_back_in_the_current_format(tmp_path, 
     else:
         args = ddpm_args(tmp_path, tiny_mnist, "--trainer.precision", "32")
     cli = train.LabCLI(args=["fit", *args, "--trainer.max_steps", "6", "--ckpt_path", str(ckpt)])
-    after = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    after = torch.load(cli.trainer.checkpoint_callbacks[-1].last_model_path, weights_only=True)
     assert before["global_step"] == 4 and after["global_step"] == 6
     assert after["lab"]["format"] == FORMAT
     first = next(iter(after["optimizer_states"][0]["state"].values()))

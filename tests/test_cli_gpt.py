@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     text = write_corpus(root / "tiny.txt", 120)
     cli = train.LabCLI(args=["fit", *tiny_args(root, text)])
-    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    ckpt = Path(cli.trainer.checkpoint_callbacks[-1].last_model_path)
     return cli, root, text, ckpt
 
 
@@ -53,7 +53,7 @@ def test_run_writes_tensorboard_logs_and_checkpoints(trained):
     assert run_dir.is_relative_to(root)
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert ckpt.name == "last.ckpt" and ckpt.parent == run_dir / "checkpoints"
-    assert Path(cli.trainer.checkpoint_callbacks[1].best_model_path).exists()
+    assert Path(cli.trainer.checkpoint_callbacks[0].best_model_path).exists()
     log = RunLog(run_dir)
     grad_norms = {GRAD_NORM + part for part in ("total", "blocks.0", "tok_emb")}
     assert {"train_loss", "val_loss", "lr-AdamW/decay", *grad_norms} <= log.scalar_tags
@@ -80,7 +80,7 @@ def test_resume_continues_step_optimizer_and_schedule(trained):
     before = torch.load(ckpt, weights_only=True)
     cli = train.LabCLI(args=["fit", *tiny_args(root, text, "--trainer.max_steps", "80"), "--ckpt_path", str(ckpt)])
     assert cli.trainer.global_step == 80
-    after = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    after = torch.load(cli.trainer.checkpoint_callbacks[-1].last_model_path, weights_only=True)
     assert before["optimizer_states"][0]["state"][0]["step"] == 60
     assert after["optimizer_states"][0]["state"][0]["step"] == 80
     assert after["lr_schedulers"][0]["last_epoch"] == 80
@@ -93,14 +93,14 @@ def test_muon_trains_checkpoints_and_resumes_and_a_switch_of_optimizer_at_resume
     cli = train.LabCLI(args=["fit", *tiny_args(muon_root, text, "--model.optimizer", "muon")])
     uniform = math.log(cli.datamodule.vocab_size)
     assert cli.trainer.callback_metrics["val_loss"] < 0.3 * uniform
-    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    ckpt = Path(cli.trainer.checkpoint_callbacks[-1].last_model_path)
     saved = torch.load(ckpt, weights_only=True)
     assert set(saved["optimizer_states"][0]) == {"muon", "adamw"}
     assert {UPDATE_RATIO + "blocks.0", "lr-MuonWithAdamW/muon"} <= RunLog(cli.trainer.log_dir).scalar_tags
     resumed = train.LabCLI(args=["fit", *tiny_args(muon_root, text, "--model.optimizer", "muon",
                                                    "--trainer.max_steps", "70"), "--ckpt_path", str(ckpt)])  # fmt: skip
     assert resumed.trainer.global_step == 70
-    after = torch.load(resumed.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    after = torch.load(resumed.trainer.checkpoint_callbacks[-1].last_model_path, weights_only=True)
     assert after["optimizer_states"][0]["adamw"]["state"][0]["step"] == 70
     assert after["lr_schedulers"][0]["last_epoch"] == 70
 
@@ -191,7 +191,7 @@ def test_the_modern_switches_learn_resume_predict_and_generate(tmp_path, repetit
                       "--model.tie_weights", "false"]  # fmt: skip
     cli = train.LabCLI(args=["fit", *tiny_args(tmp_path, repetitive_text, *llama_switches)])
     assert cli.trainer.callback_metrics["val_loss"] < 0.3 * math.log(cli.datamodule.vocab_size)
-    ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
+    ckpt = Path(cli.trainer.checkpoint_callbacks[-1].last_model_path)
     saved = torch.load(ckpt, weights_only=True)
     assert {k: saved["hyper_parameters"][k] for k in ("norm", "pos_emb", "mlp", "n_kv_head", "tie_weights")} == {
         "norm": "rmsnorm", "pos_emb": "rope", "mlp": "swiglu", "n_kv_head": 1, "tie_weights": False}  # fmt: skip

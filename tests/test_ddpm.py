@@ -260,7 +260,7 @@ def trained(tmp_path_factory, tiny_mnist):
     """One 4-step run on the tiny MNIST, shared by the tests that need a checkpoint."""
     root = tmp_path_factory.mktemp("ddpm_run")
     cli = train.LabCLI(args=["fit", *tiny_args(root, tiny_mnist)])
-    return cli, root, Path(cli.trainer.checkpoint_callback.last_model_path)
+    return cli, root, Path(cli.trainer.checkpoint_callbacks[-1].last_model_path)
 
 
 @pytest.mark.slow
@@ -296,7 +296,7 @@ def test_resume_continues_step_optimizer_and_schedule(trained, tiny_mnist):
     before = torch.load(ckpt, weights_only=True)
     cli = train.LabCLI(args=["fit", *tiny_args(root, tiny_mnist, "--trainer.max_steps", "6"), "--ckpt_path", str(ckpt)])
     assert cli.trainer.global_step == 6
-    after = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    after = torch.load(cli.trainer.checkpoint_callbacks[-1].last_model_path, weights_only=True)
     assert before["optimizer_states"][0]["state"][0]["step"] == 4
     assert after["optimizer_states"][0]["state"][0]["step"] == 6  # Adam's moments carried on, not restarted
     assert after["lr_schedulers"][0]["last_epoch"] == 6

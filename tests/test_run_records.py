@@ -54,7 +54,7 @@ def test_the_hparams_tab_lists_the_real_metrics_and_the_switches_first(fitted):
 @pytest.mark.slow
 def test_validate_and_predict_runs_are_not_trials(fitted):
     cli, root, text = fitted
-    ckpt = cli.trainer.checkpoint_callback.last_model_path
+    ckpt = cli.trainer.checkpoint_callbacks[-1].last_model_path
     for subcommand in ("validate", "predict"):
         run = train.LabCLI(args=[subcommand, *gpt_args(root, text), "--ckpt_path", ckpt])
         assert _hparams_tab(run.trainer.log_dir) == ({}, {}, set()), subcommand
@@ -69,7 +69,7 @@ def test_everything_one_validation_logs_carries_one_step(fitted):
     assert log.scalars(ATTENTION_ENTROPY + "0/head_0")[0] == [2, 4]
     assert log.scalars(RESIDUAL_RMS + "0")[0] == [2, 4]
     assert log.texts(SAMPLES)[0] == [2, 4]
-    assert "best-step=4-" in cli.trainer.checkpoint_callbacks[1].best_model_path
+    assert "best-step=4-" in cli.trainer.checkpoint_callbacks[0].best_model_path
 
 
 class _Clock:

@@ -144,7 +144,7 @@ def test_the_callback_logs_the_quality_tags_at_each_validation(tmp_path, tiny_mn
 @pytest.mark.slow
 def test_the_quality_command_scores_a_checkpoint_samples_and_the_calibration_sets(tmp_path, tiny_mnist, judge_file, capsys):
     cli = train.LabCLI(args=["fit", *ddpm_args(tmp_path, tiny_mnist, "--trainer.max_steps", "2")])
-    ckpt = cli.trainer.checkpoint_callback.last_model_path
+    ckpt = cli.trainer.checkpoint_callbacks[-1].last_model_path
     common = ["--data", str(tiny_mnist), "--classifier", str(judge_file), "--num_samples", "12"]
     capsys.readouterr()
     quality.main([ckpt, *common, "--steps", "3", "ancestral"])
@@ -170,7 +170,7 @@ def test_the_quality_command_scores_a_checkpoint_samples_and_the_calibration_set
 @pytest.mark.slow
 def test_the_quality_command_sweeps_guidance_and_plots_accuracy_against_distance(tmp_path, tiny_mnist, judge_file, capsys):
     args = ddpm_args(tmp_path, tiny_mnist, "--trainer.max_steps", "2", "--model.num_classes", "10")
-    ckpt = train.LabCLI(args=["fit", *args]).trainer.checkpoint_callback.last_model_path
+    ckpt = train.LabCLI(args=["fit", *args]).trainer.checkpoint_callbacks[-1].last_model_path
     capsys.readouterr()
     plot = tmp_path / "guidance.png"
     quality.main([ckpt, "--data", str(tiny_mnist), "--classifier", str(judge_file), "--num_samples", "20",

@@ -95,7 +95,8 @@ def write_corpus(path: Path, repeats: int) -> Path:
 
 
 def run_args(config: str, root: Path) -> list[str]:
-    """What every tiny run shares: the config, the CPU, an output folder, quiet output, validation every 5 steps.
+    """What every tiny run shares: the config, the CPU, an output folder, quiet output, validation every 5 steps,
+    and last.ckpt every 10 steps (the configs save it by the clock, which no test can predict).
 
     No `max_time` (configs/ddpm.yaml has 20 minutes): a test run ends at its `max_steps` however slow the
     machine, never at a wall-clock limit.
@@ -108,6 +109,7 @@ def run_args(config: str, root: Path) -> list[str]:
         "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
         "--trainer.val_check_interval", "5",
+        "--trainer.callbacks.every_n_train_steps", "10",  # the configs' last callback is LastCheckpoint
     ]  # fmt: skip
 
 
