@@ -29,13 +29,13 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(
-        self, every_n_seconds: float | None = 30.0, every_n_train_steps: int | None = None, **kwargs
+        self, every_n_seconds: float | None = 30.0, every_n_train_steps: int | None = None, dirpath: str | None = None
     ) -> None:
         if every_n_train_steps is not None:
             trigger = {"every_n_train_steps": every_n_train_steps}
         else:
             trigger = {"train_time_interval": timedelta(seconds=every_n_seconds)} if every_n_seconds else {}
-        super().__init__(save_last=True, save_top_k=0, **trigger, **kwargs)
+        super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, **trigger)
 
     _last_validated_step = -1
 

@@ -1,12 +1,14 @@
 """The shared callbacks: gradient norms add up, text samples land in TensorBoard on schedule, the bar counts steps."""
 
 import re
+from datetime import timedelta
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
 import torch
 
+import train
 from callbacks import FinalValidation, GradNormLogger, LastCheckpoint, StepProgressBar, TextSampleCallback
 from callbacks.tags import GRAD_NORM, SAMPLES
 from datamodules import CharDataModule
@@ -142,3 +144,15 @@ def test_last_ckpt_is_saved_by_the_clock(tmp_path, short_text, monkeypatch):
     trainer.fit(gpt_for(dm), dm)
     assert saved_at == [3, 6, 8]
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+@pytest.mark.parametrize("config", ["configs/gpt2_mini.yaml", "configs/ddpm.yaml"])
+def test_the_configs_save_last_ckpt_every_30_seconds_and_one_option_changes_that(tmp_path, short_text, config):
+    data = ["--data.data_path", str(short_text)] if "gpt" in config else ["--data.data_dir", str(tmp_path)]
+    args = ["--config", config, *data, "--trainer.default_root_dir", str(tmp_path)]
+    by_steps = ["--trainer.callbacks.every_n_train_steps", "7"]
+    for extra, interval, steps in (([], timedelta(seconds=30), 0), (by_steps, None, 7)):
+        cli = train.LabCLI(args=[*args, *extra], run=False)
+        last = cli.trainer.checkpoint_callbacks[-1]
+        assert isinstance(last, LastCheckpoint)
+        assert (last._train_time_interval, last._every_n_train_steps) == (interval, steps)
