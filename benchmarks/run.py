@@ -5,8 +5,8 @@
 
 Measures GPT2Mini training tokens/s through Lightning and through a bare PyTorch loop (same model, data,
 optimizer and settings: configs/gpt2_mini_shakespeare.yaml; the bare loop with and without the config's
-last.ckpt every 10 steps), GPT2Mini generation tokens/s with and without
-the KV cache, DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
+last.ckpt every 30 seconds), GPT2Mini generation tokens/s with and without
+the KV cache (greedy, and sampling with top-k), DDPM training images/s, and seconds to sample 64 images with the 1000-step DDPM sampler and
 50-step DDIM (configs/ddpm.yaml's model), and what the observation callbacks add to a training run's wall
 time (not in --quick: it trains one full validation interval of each config), and how long a DDPM fit
 given one minute (`--trainer.max_time 00:00:01:00`) takes from command to exit (not in --quick). Each
@@ -36,12 +36,12 @@ REPEATS = 5
 class _BareLoop:
     """The gpt2_mini_shakespeare model, data, optimizer, schedule and clipping in a plain PyTorch loop.
 
-    With `checkpoint_every`, it writes a last.ckpt holding the same tensors as train.py's (weights, optimizer,
+    With `checkpoint_every_s`, it writes a last.ckpt holding the same tensors as train.py's (weights, optimizer,
     schedule, random states) with the same writer, waiting for each write before the next step's update as
     `LastCheckpoint` does.
     """
 
-    def __init__(self, data: str | None, folder: Path, checkpoint_every: int | None = None) -> None:
+    def __init__(self, data: str | None, folder: Path, checkpoint_every_s: float | None = None) -> None:
         from checkpoints import AtomicCheckpointIO
         from experiments.runs import CONFIGS, config_args
         from train import LabCLI
@@ -56,8 +56,9 @@ class _BareLoop:
         optimization = self.model.configure_optimizers()
         self.optimizer, self.scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
         self.batches = iter(dm.train_dataloader())
-        self.checkpoint_every, self.path, self.writer = checkpoint_every, folder / "last.ckpt", AtomicCheckpointIO(background=True)
-        self.step = 0
+        self.checkpoint_every_s, self.path, self.writer = checkpoint_every_s, folder / "last.ckpt", AtomicCheckpointIO(background=True)
+        self.step, self.training_s = 0, 0.0  # the clock of `checkpoint_every_s`: this loop's own training time
+        self.saved_at_s = 0.0
 
     def run(self, steps: int) -> float:
         """Seconds for the next `steps` steps, with any checkpoint they write on disk."""
@@ -75,7 +76,8 @@ class _BareLoop:
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
-            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+            if self.checkpoint_every_s and self.training_s + time.perf_counter() - start - self.saved_at_s >= self.checkpoint_every_s:
+                self.saved_at_s = self.training_s + time.perf_counter() - start
                 checkpoint = {
                     "state_dict": self.model.state_dict(),
                     "optimizer_states": [self.optimizer.state_dict()],
@@ -85,6 +87,7 @@ class _BareLoop:
                 }
                 self.writer.save_checkpoint(checkpoint, self.path)
         self.writer.wait()
+        self.training_s += time.perf_counter() - start
         return time.perf_counter() - start
 
 
@@ -93,9 +96,10 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
 
     Timings on a shared machine drift by 10-20% within minutes; loops that take turns every second or so
     meet the same drift, where loops run one after the other do not. The Lightning loop is train.py with the
-    gpt2_mini_shakespeare config (logging, grad norms, LR monitor, last.ckpt every 10 steps) without
+    gpt2_mini_shakespeare config (logging, grad norms, LR monitor, last.ckpt every 30 s of training) without
     validation; the bare loops run in one of its callbacks, between its steps. One bare loop writes the same
-    last.ckpt every 10 steps (the like-for-like comparison), the other none (what that crash safety costs).
+    last.ckpt every 30 s of its own training (the like-for-like comparison), the other none (what that crash
+    safety costs).
     The first turn of each loop warms up and is not timed.
     """
     import lightning.pytorch as pl
@@ -104,7 +108,7 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
     from train import LabCLI
 
     folder = Path(_tmpdir())
-    every = 10
+    every = 30.0  # configs/gpt2_mini.yaml's LastCheckpoint
     bare = {"bare": _BareLoop(data, folder / "bare", every), "bare_no_checkpoints": _BareLoop(data, folder / "none")}
     seconds, timed_steps = dict.fromkeys(["lightning", *bare], 0.0), dict.fromkeys(["lightning", *bare], 0)
 
@@ -144,13 +148,14 @@ def _gpt_training(steps: int, turn: int, data: str | None) -> dict:
         "bare_no_checkpoints_tokens_per_s": tokens_per_s["bare_no_checkpoints"],
         "ratio": tokens_per_s["lightning"] / tokens_per_s["bare"],
         "ratio_to_no_checkpoints": tokens_per_s["lightning"] / tokens_per_s["bare_no_checkpoints"],
-        "checkpoint_every": every,
+        "checkpoint_every_s": every,
         "turn_steps": turn,
     }
 
 
-def _generation(new_tokens: int) -> dict:
-    """The default GPT2Mini size (4 layers, 4 heads, 128 wide, block 256), greedy, from one token.
+def _generation(new_tokens: int, top_k: int | None = None) -> dict:
+    """The default GPT2Mini size (4 layers, 4 heads, 128 wide, block 256), from one token: greedy, or with
+    `top_k` sampling at temperature 1 (the same seed for both paths, so the same tokens are drawn).
 
     With and without the cache in turns, in one process, best of a few: short timings are noisy.
     """
@@ -159,11 +164,13 @@ def _generation(new_tokens: int) -> dict:
     torch.manual_seed(0)
     model = GPT2Mini(vocab_size=65, dropout=0.0).eval()
     start_token = torch.zeros(1, 1, dtype=torch.long)
+    settings = {"temperature": 1.0, "top_k": top_k} if top_k else {"temperature": 0}
     seconds, tokens = {True: float("inf"), False: float("inf")}, {}
     for _ in range(REPEATS):
         for use_cache in (True, False):
+            torch.manual_seed(1)
             start = time.perf_counter()
-            tokens[use_cache] = model.generate(start_token, new_tokens, temperature=0, use_cache=use_cache)[0].tolist()
+            tokens[use_cache] = model.generate(start_token, new_tokens, use_cache=use_cache, **settings)[0].tolist()
             seconds[use_cache] = min(seconds[use_cache], time.perf_counter() - start)
     return {
         "cache_tokens_per_s": new_tokens / seconds[True],
@@ -361,10 +368,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'  Lightning / bare':<44} {gpt['ratio']:>21.1%}")
     print(f"{'GPT2Mini training, bare, no checkpoints':<44} {gpt['bare_no_checkpoints_tokens_per_s']:>15,.0f} tokens/s")
     print(f"{'  Lightning / bare without checkpoints':<44} {gpt['ratio_to_no_checkpoints']:>21.1%}")
-    for new_tokens in (255, 1000):
-        gen = measure(_generation, new_tokens)
-        record(f"GPT2Mini generate {new_tokens} tokens, KV cache", gen, f"{gen['cache_tokens_per_s']:,.0f} tokens/s")
-        print(f"{f'GPT2Mini generate {new_tokens} tokens, no cache':<44} {gen['no_cache_tokens_per_s']:>15,.0f} tokens/s")
+    for new_tokens, top_k in ((255, None), (255, 10), (1000, None)):
+        gen = measure(_generation, new_tokens, top_k)
+        how = f", top-k {top_k}" if top_k else ""
+        record(f"GPT2Mini generate {new_tokens} tokens{how}, KV cache", gen, f"{gen['cache_tokens_per_s']:,.0f} tokens/s")
+        print(f"{f'GPT2Mini generate {new_tokens} tokens{how}, no cache':<44} {gen['no_cache_tokens_per_s']:>15,.0f} tokens/s")
         summary = f"{gen['speedup']:.1f}x, {gen['identical_tokens']}"
         print(f"{'  cache speed-up, identical tokens':<44} {summary:>22}")
     for compile in (False, True):

@@ -280,9 +280,9 @@ def benchmarks() -> str:
     ddim, ancestral = b["DDPM sample 64 images, DDIM 50 steps"], b["DDPM sample 64 images, DDPM 1000 steps"]
     rows = [
         ["GPT2Mini training, `gpt2_mini_shakespeare` settings, Lightning fit loop (`train.py`: logging, grad norms, "
-         f"update ratios, LR monitor, last.ckpt every {gpt['checkpoint_every']} steps)",
+         f"update ratios, LR monitor, last.ckpt every {gpt['checkpoint_every_s']:.0f} s)",
          f"{gpt['lightning_tokens_per_s']:,.0f} tokens/s", _mb(gpt)],
-        [f"the same model, data, optimizer, clipping and last.ckpt every {gpt['checkpoint_every']} steps in a bare "
+        [f"the same model, data, optimizer, clipping and last.ckpt every {gpt['checkpoint_every_s']:.0f} s in a bare "
          "PyTorch loop", f"{gpt['bare_tokens_per_s']:,.0f} tokens/s", "(same process)"],
         ["Lightning / bare", f"{gpt['ratio']:.1%}", ""],
         ["the bare loop without any checkpoint",
@@ -290,12 +290,14 @@ def benchmarks() -> str:
          f"(Lightning / this: {gpt['ratio_to_no_checkpoints']:.1%})",
          "(same process)"],
     ]  # fmt: skip
-    for tokens, what in ((255, "from one (default 4x128 model, block 256)"), (1000, "")):
-        gen = b[f"GPT2Mini generate {tokens} tokens, KV cache"]
+    generation = ((255, "", "from one (default 4x128 model, block 256), greedy"), (255, ", top-k 10", "sampling with top-k 10"),
+                  (1000, "", "greedy"))  # fmt: skip
+    for tokens, how, what in generation:
+        gen = b[f"GPT2Mini generate {tokens} tokens{how}, KV cache"]
         note = ", identical tokens" if gen["identical_tokens"] else ", DIFFERENT tokens"
         if tokens > 256:
             note = " (past 256 tokens the window slides)" + note.replace(", identical tokens", "")
-        rows.append([f"generate {tokens} tokens{' ' + what if what else ''}, KV cache / no cache",
+        rows.append([f"generate {tokens} tokens {what}, KV cache / no cache",
                      f"{gen['cache_tokens_per_s']:,.0f} / {gen['no_cache_tokens_per_s']:,.0f} tokens/s: "
                      f"{gen['speedup']:.1f}x{note}", _mb(gen)])  # fmt: skip
     rows += [
@@ -333,6 +335,32 @@ def benchmarks() -> str:
     return table(["benchmark", "result", "peak memory"], rows)
 
 
+TIME_TO_TARGET = {
+    "nanoGPT": "nanoGPT's `train.py`, its baby recipe on a CPU (its README's command)",
+    "gpt2": "`configs/gpt2_mini_shakespeare.yaml`: GPT-2's switches, nanoGPT's recipe",
+    "llama": "the same with the Llama switches (RMSNorm, RoPE, SwiGLU, 2 KV heads, untied head)",
+    "llama_muon": "the same with `--model.optimizer muon`",
+    "fast": "`configs/gpt2_mini_fast.yaml`",
+}
+
+
+def time_to_target() -> str:
+    results = load("time_to_target.json")
+    recipes = results["recipes"]
+    baseline = recipes.get("nanoGPT")
+    rows = []
+    for name, row in recipes.items():
+        seconds = f"{row['median_s']:.1f} s ({row['min_s']:.1f}-{row['max_s']:.1f})"
+        if row["reached"] < row["seeds"]:
+            seconds += f", {row['seeds'] - row['reached']} of {row['seeds']} seeds not there by the end"
+        speedup = f"{baseline['median_s'] / row['median_s']:.2f}x" if baseline and name != "nanoGPT" else ""
+        step = f"{row['median_step']:,.0f}" if row["median_step"] is not None else "not reached"
+        rows.append([TIME_TO_TARGET[name], seconds, speedup, step, f"{row['median_step_ms']:.1f} ms"])
+    return table([f"recipe (tiny Shakespeare, to val loss {results['target']})", "wall time, median (min-max) of "
+                  f"{max(r['seeds'] for r in recipes.values())} seeds", "faster than nanoGPT", "at step (median)",
+                  "step time (median)"], rows)  # fmt: skip
+
+
 def _mb(result: dict, unit: bool = True) -> str:
     return f"{result['peak_rss_mb']:,.0f}" + (" MB" if unit else "")
 
@@ -361,6 +389,7 @@ TABLES: dict[str, Callable[[], str]] = {
         samplers_default,
         guidance,
         benchmarks,
+        time_to_target,
         test_suite,
     )  # fmt: skip
 }

@@ -34,6 +34,10 @@ class RunLog:
         events = self._events.Scalars(tag)
         return [e.step for e in events], [e.value for e in events]
 
+    def wall_times(self, tag: str) -> list[float]:
+        """When each value of one scalar was logged, in seconds since the epoch."""
+        return [e.wall_time for e in self._events.Scalars(tag)]
+
     def last(self, tag: str) -> float:
         return self._events.Scalars(tag)[-1].value
 

@@ -13,6 +13,7 @@ import pytest
 
 import generate
 import train
+from benchmarks import time_to_target
 from experiments import ablation, quality, scaling
 from experiments.runs import CONFIGS, config_args
 from tiny import REPO
@@ -23,6 +24,7 @@ PARSERS = {  # the module a `python -m` command runs -> a function that parses i
     "experiments.scaling": scaling.parse_args,
     "experiments.quality": quality.parse_args,
     "generate.py": generate.parse_args,
+    "benchmarks.time_to_target": time_to_target.parse_args,
 }
 
 
