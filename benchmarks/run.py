@@ -57,8 +57,7 @@ class _BareLoop:
         self.optimizer, self.scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
         self.batches = iter(dm.train_dataloader())
         self.checkpoint_every_s, self.path, self.writer = checkpoint_every_s, folder / "last.ckpt", AtomicCheckpointIO(background=True)
-        self.step, self.training_s = 0, 0.0  # the clock of `checkpoint_every_s`: this loop's own training time
-        self.saved_at_s = 0.0
+        self.step, self.training_s, self.saved_at_s = 0, 0.0, 0.0  # `checkpoint_every_s` counts training time
 
     def run(self, steps: int) -> float:
         """Seconds for the next `steps` steps, with any checkpoint they write on disk."""
@@ -76,8 +75,9 @@ class _BareLoop:
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
-            if self.checkpoint_every_s and self.training_s + time.perf_counter() - start - self.saved_at_s >= self.checkpoint_every_s:
-                self.saved_at_s = self.training_s + time.perf_counter() - start
+            clock = self.training_s + time.perf_counter() - start  # this loop's training time so far
+            if self.checkpoint_every_s and clock - self.saved_at_s >= self.checkpoint_every_s:
+                self.saved_at_s = clock
                 checkpoint = {
                     "state_dict": self.model.state_dict(),
                     "optimizer_states": [self.optimizer.state_dict()],
@@ -87,8 +87,9 @@ class _BareLoop:
                 }
                 self.writer.save_checkpoint(checkpoint, self.path)
         self.writer.wait()
-        self.training_s += time.perf_counter() - start
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        self.training_s += elapsed
+        return elapsed
 
 
 def _gpt_training(steps: int, turn: int, data: str | None) -> dict:

@@ -105,17 +105,14 @@ class GPT2Mini(pl.LightningModule):
         # Decay the weight matrices (and embeddings); leave biases and LayerNorm gains alone. With Muon, the
         # matrices inside the blocks are Muon's and the decay group keeps the embeddings (and an untied head).
         hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        muon_params, muon_owned = [], set()
-        if hp.optimizer == "muon":
-            muon_params = muon_matrices(self.gpt)
-            muon_owned = {id(p) for p in muon_params}
+        muon_params = muon_matrices(self.gpt) if hp.optimizer == "muon" else []
+        muon_owned = {id(p) for p in muon_params}
+        params = [p for p in self.parameters() if p.requires_grad and id(p) not in muon_owned]
         groups = [
-            {"name": "decay", "params": [p for p in params if p.dim() >= 2 and id(p) not in muon_owned],
-             "weight_decay": hp.weight_decay},
+            {"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
             {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]  # fmt: skip
-        if hp.optimizer == "muon":
+        ]
+        if muon_params:
             optimizer = MuonWithAdamW(muon_params, groups, lr=hp.learning_rate, betas=tuple(hp.betas),
                                       muon_lr=hp.muon_lr, muon_momentum=hp.muon_momentum,
                                       muon_weight_decay=hp.weight_decay)  # fmt: skip
