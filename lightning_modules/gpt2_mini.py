@@ -40,8 +40,8 @@ class GPT2Mini(pl.LightningModule):
     """
 
     # The experiment switches: the first columns of TensorBoard's HPARAMS tab (callbacks.HParamsTab).
-    SWITCHES = ("ln_style", "disable_residual", "disable_attention", "attn_impl", "bias", "norm", "pos_emb", "mlp",
-                "n_kv_head", "tie_weights")  # fmt: skip
+    SWITCHES = ("ln_style", "disable_residual", "disable_attention", "disable_mlp", "attn_impl", "bias", "norm",
+                "pos_emb", "mlp", "n_kv_head", "tie_weights")  # fmt: skip
 
     def __init__(
         self,

@@ -4,11 +4,12 @@ These are plain `nn.Module`s with no training logic; `GPT2Mini` trains and sampl
 GPT-2 (`c_attn`, `c_proj`, `c_fc`) so the code reads alongside the paper and nanoGPT. The parts that newer
 models changed are switches of the same classes, so a GPT-2 turns into a Llama-style model one flag at a
 time: `norm` (RMSNorm), `pos_emb` (rotary embeddings), `mlp` (SwiGLU), `n_kv_head` (grouped-query
-attention) and `tie_weights`.
+attention) and `tie_weights`. `GPT.trace` is the one way in for looking inside a forward pass and for
+changing it (`Intervention`: knock a head, a sublayer or a block out, or patch in another run's activations).
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, get_args
@@ -16,6 +17,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from errors import UserInputError
 
@@ -24,6 +26,7 @@ LayerNormStyle = Literal["pre", "post"]
 Norm = Literal["layernorm", "rmsnorm"]
 PositionEmbedding = Literal["learned", "rope", "none"]
 MLPKind = Literal["gelu", "swiglu"]
+InterventionPart = Literal["head", "attn", "mlp", "block"]
 SWITCH_CHOICES = {"ln_style": LayerNormStyle, "attn_impl": AttentionImpl, "norm": Norm, "pos_emb": PositionEmbedding,
                   "mlp": MLPKind}  # fmt: skip
 
@@ -78,6 +81,7 @@ class GPTConfig:
     ln_style: LayerNormStyle = "pre"
     disable_residual: bool = False
     disable_attention: bool = False
+    disable_mlp: bool = False
     attn_impl: AttentionImpl = "sdpa"
     bias: bool = True
     norm: Norm = "layernorm"
@@ -123,15 +127,40 @@ class GPTConfig:
 class Trace:
     """What a forward pass computed along the way, filled in by `GPT.trace`.
 
-    `hidden_states[i]` is the residual stream after block i, (B, T, n_embd). `attention[i]` is block i's
-    attention weights (B, n_head, T, T) from the written-out softmax, or None where attention is switched
-    off; the list stays empty unless the weights were asked for.
+    `hidden_states[i]` is the residual stream after block i, (B, T, n_embd). `heads[i]` is what block i's
+    heads output, (B, T, n_head, head_size): head j's is `heads[i][:, :, j]`, its slice of the input to
+    `c_proj`; None where attention is switched off. `attention[i]` is block i's attention weights
+    (B, n_head, T, T) from the written-out softmax, or None where attention is switched off; the list stays
+    empty unless the weights were asked for.
     """
 
     record_attention: bool = False
     hidden_states: list[torch.Tensor] = field(default_factory=list)
+    heads: list[torch.Tensor | None] = field(default_factory=list)
     attention: list[torch.Tensor | None] = field(default_factory=list)
     logits: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One change to a forward pass, made by `GPT.trace(idx, interventions=[...])`: knock a part of a trained
+    model out, or swap in what it computed on another input, and see what the output loses.
+
+    `part` says where, in block `layer`:
+    - `"head"`: head `head`'s output, its slice of the input to `attn.c_proj` (B, T, head_size);
+    - `"attn"`, `"mlp"`: what the sublayer hands back to the block (B, T, n_embd);
+    - `"block"`: the block's output, the residual stream after it (B, T, n_embd).
+
+    `value=None` ablates: a head or a sublayer outputs zeros, and a block hands on its input unchanged (the
+    residual stream passes through). A tensor replaces the part (broadcast to its shape): the part's mean over
+    a reference batch is mean ablation; the same part from a clean run (`Trace.heads`, `Trace.hidden_states`)
+    is activation patching.
+    """
+
+    layer: int
+    part: InterventionPart
+    head: int | None = None
+    value: torch.Tensor | None = None
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -232,6 +261,8 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, self._mask(T, k.size(-2)), dropout_p=dropout_p)
         else:
             y = self.attention_weights(q, k) @ v
+        if trace is not None:
+            trace.heads.append(y.transpose(1, 2))
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -304,6 +335,8 @@ class Block(nn.Module):
     - `ln_style="pre"` (GPT-2): x + sublayer(LN(x)). `"post"` (original Transformer): LN(x + sublayer(x)).
     - `disable_residual`: the block outputs the sublayer's result without adding its input back.
     - `disable_attention`: the attention sublayer is skipped, leaving an MLP-only block.
+    - `disable_mlp`: the MLP sublayer is not built, leaving an attention-only block (the setting of the
+      induction-head papers, Elhage et al., 2021; Olsson et al., 2022).
     - `norm`: which normalisation LN is, LayerNorm or `RMSNorm`; `mlp`: GELU or SwiGLU (see `MLP`).
     `bias=False` drops the biases of the Linear and LayerNorm layers (nanoGPT's default).
     """
@@ -315,15 +348,19 @@ class Block(nn.Module):
         self.disable_attention = config.disable_attention
         self.ln1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = make_norm(config)
-        self.mlp = MLP(config)
+        self.ln2 = None if config.disable_mlp else make_norm(config)
+        self.mlp = None if config.disable_mlp else MLP(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, trace: Trace | None = None) -> torch.Tensor:
         if not self.disable_attention:
             x = self._sublayer(x, partial(self.attn, cache=cache, trace=trace), self.ln1)
-        elif trace is not None and trace.record_attention:
-            trace.attention.append(None)
-        return self._sublayer(x, self.mlp, self.ln2)
+        elif trace is not None:
+            trace.heads.append(None)
+            if trace.record_attention:
+                trace.attention.append(None)
+        if self.mlp is not None:
+            x = self._sublayer(x, self.mlp, self.ln2)
+        return x
 
     def _sublayer(
         self, x: torch.Tensor, sublayer: Callable[[torch.Tensor], torch.Tensor], ln: nn.Module
@@ -399,16 +436,69 @@ class GPT(nn.Module):
         """
         return self.lm_head(self.ln_f(x))
 
-    def trace(self, idx: torch.Tensor, attention: bool = False) -> Trace:
+    def trace(
+        self, idx: torch.Tensor, attention: bool = False, interventions: Sequence[Intervention] = ()
+    ) -> Trace:
         """One forward pass that keeps what it computed along the way: the hidden state after every block,
-        the logits, and with `attention` every block's attention weights.
+        every head's output, the logits, and with `attention` every block's attention weights.
 
-        This is the way in for observing the network (attention maps, residual-stream norms, logit lens);
-        with `attention` the blocks use the written-out softmax, so the weights are exactly what they apply.
+        This is the way in for observing the network (attention maps, residual-stream norms, logit lens) and
+        for intervening on it: each `Intervention` is a forward hook on the module it names, there only for
+        this pass. With `attention` the blocks use the written-out softmax, so the weights are exactly what
+        they apply. The trace keeps the residual stream as the interventions left it, and each head's output as
+        the head computed it, before an intervention on that head.
         """
         trace = Trace(record_attention=attention)
-        trace.logits = self(idx, trace=trace)
+        handles = []
+        try:
+            for edit in interventions:
+                handles.append(self._hook(edit))
+            trace.logits = self(idx, trace=trace)
+        finally:
+            for handle in handles:
+                handle.remove()
         return trace
+
+    def _hook(self, edit: Intervention) -> RemovableHandle:
+        """Register the forward hook that makes `edit` (see `Intervention`)."""
+        self._check(edit)
+        block = self.blocks[edit.layer]
+        if edit.part == "head":
+            head_size = self.config.n_embd // self.config.n_head
+            channels = slice(edit.head * head_size, (edit.head + 1) * head_size)
+
+            def replace_head(module: nn.Module, args: tuple[torch.Tensor]) -> tuple[torch.Tensor]:
+                heads = args[0].clone()  # the heads side by side: (B, T, n_head * head_size)
+                heads[..., channels] = 0.0 if edit.value is None else edit.value.to(heads.dtype)
+                return (heads,)
+
+            return block.attn.c_proj.register_forward_pre_hook(replace_head)
+
+        def replace_output(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+            if edit.value is not None:
+                return edit.value.to(output.dtype).expand_as(output)
+            return args[0] if edit.part == "block" else torch.zeros_like(output)
+
+        return {"attn": block.attn, "mlp": block.mlp, "block": block}[edit.part].register_forward_hook(replace_output)
+
+    def _check(self, edit: Intervention) -> None:
+        """A part the network does not have gets one line that says which it has."""
+        c = self.config
+        if edit.part not in get_args(InterventionPart):
+            shown = ", ".join(map(repr, get_args(InterventionPart)))
+            raise UserInputError(f"Intervention part must be one of {shown}, got {edit.part!r}.")
+        if not 0 <= edit.layer < c.n_layer:
+            raise UserInputError(
+                f"Layer {edit.layer} does not exist: the model has {c.n_layer} (0 to {c.n_layer - 1})."
+            )
+        if edit.part in ("head", "attn") and c.disable_attention:
+            raise UserInputError(
+                f"Layer {edit.layer} has no attention to intervene on: the model has disable_attention."
+            )
+        if edit.part == "mlp" and c.disable_mlp:
+            raise UserInputError(f"Layer {edit.layer} has no MLP to intervene on: the model has disable_mlp.")
+        if edit.part == "head" and (edit.head is None or not 0 <= edit.head < c.n_head):
+            raise UserInputError(f"Head {edit.head} does not exist: each layer has {c.n_head} (0 to {c.n_head - 1}).")
 
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameter count (a tied token embedding counted once); `non_embedding` leaves out the token and
