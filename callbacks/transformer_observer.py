@@ -8,11 +8,22 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 from torchmetrics import MeanMetric
 
 from callbacks.periodic_sampler import PeriodicSampler
-from callbacks.tags import ATTENTION, ATTENTION_ENTROPY, LOGIT_LENS, RESIDUAL_RMS
+from callbacks.tags import (
+    ATTENTION,
+    ATTENTION_ENTROPY,
+    IN_CONTEXT_LOSS_BY_POSITION,
+    IN_CONTEXT_SCORE,
+    INDUCTION_SCORE,
+    LOGIT_LENS,
+    RESIDUAL_RMS,
+)
 from errors import UserInputError
+from metrics.induction import (in_context_positions, in_context_score, induction_scores, loss_by_position,
+                               repeated_random_tokens)  # fmt: skip
 
 if TYPE_CHECKING:
     from lightning_modules.transformer import Trace
@@ -42,6 +53,9 @@ class TransformerObserver(PeriodicSampler):
     - `logit_lens/block_{i}`: the loss when the hidden state after block i is decoded by the final
       LayerNorm and the tied head, as if the model stopped there. The last block's is the model's own loss
       on those windows.
+    - `in_context/score`: the loss late in the context minus early in it (`metrics.induction`: positions
+      [7T/8, T) against [T/16, T/8) of block size T); negative when more context helps. The image
+      `in_context/loss_by_position` draws the loss at every position.
 
     On a fixed probe (`probe`, or the first `probe_length` characters of the validation text), the same at
     every validation and in every run so that pictures can be compared:
@@ -49,6 +63,10 @@ class TransformerObserver(PeriodicSampler):
       written-out softmax, so exactly what the model applies.
     - `attention_entropy/layer_{i}/head_{j}`: how spread out each head's attention is, in nats, averaged
       over the probe's positions (a head that always looks at one position scores 0).
+
+    On `induction_batch` sequences of block_size / 2 random tokens, each repeated once (fixed, as the probe):
+    - `induction_score/layer_{i}/head_{j}`: the attention each head pays, in the second copy, to the token
+      after the same token's first occurrence (Olsson et al., 2022): near 1 for an induction head.
 
     Only rank zero observes, never during the sanity check; `attention_maps: false` leaves out the figures.
     """
@@ -59,20 +77,26 @@ class TransformerObserver(PeriodicSampler):
         probe_length: int = 64,
         windows: int | None = 32,
         attention_maps: bool = True,
+        induction_batch: int = 8,
     ) -> None:
         super().__init__(every_n_steps=None)
-        if probe_length <= 0 or (windows is not None and windows <= 0):
+        if probe_length <= 0 or induction_batch <= 0 or (windows is not None and windows <= 0):
             raise UserInputError(
-                f"TransformerObserver probe_length and windows must be positive, got {probe_length} and {windows}."
+                "TransformerObserver probe_length, windows and induction_batch must be positive, got "
+                f"{probe_length}, {windows} and {induction_batch}."
             )
+        self.induction_batch = induction_batch
         self.probe = probe
         self.probe_length = probe_length
         self.windows = windows
         self._seen = 0  # windows observed in this validation
         self.attention_maps = attention_maps
         self._probe_ids: torch.Tensor | None = None
+        self._repeated: torch.Tensor | None = None  # the induction batch
         self._square: list[MeanMetric] = []  # per block: the mean square of the residual stream
         self._lens: list[MeanMetric] = []
+        self._position_loss: list[torch.Tensor] = []  # per batch of windows: (T,) the loss at each position, summed
+        self._position_windows = 0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         network = getattr(pl_module, "gpt", None)
@@ -84,12 +108,15 @@ class TransformerObserver(PeriodicSampler):
         else:
             ids = trainer.datamodule.val_data[: self.probe_length].tolist()
         self._probe_ids = torch.tensor([ids[: pl_module.hparams.block_size]])
+        vocab_size, block_size = pl_module.hparams.vocab_size, pl_module.hparams.block_size
+        self._repeated = repeated_random_tokens(vocab_size, block_size // 2, self.induction_batch)
         n_layer = pl_module.hparams.n_layer
         self._square = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]  # rank zero alone: no all-gather
         self._lens = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._seen = 0
+        self._position_loss, self._position_windows = [], 0
         for metric in (*self._square, *self._lens):
             metric.reset()
 
@@ -110,15 +137,24 @@ class TransformerObserver(PeriodicSampler):
             square.update(h.float().pow(2).mean().cpu(), weight=y.numel())
             logits = pl_module.gpt.unembed(h)
             lens.update(F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()).cpu(), weight=y.numel())
+        self._position_loss.append(loss_by_position(trace.logits, y).cpu() * x.size(0))
+        self._position_windows += x.size(0)
 
     def measurements(self) -> dict[str, float]:
-        """`residual_rms/block_{i}` and `logit_lens/block_{i}` over the windows observed in this validation."""
+        """`residual_rms/block_{i}`, `logit_lens/block_{i}` and `in_context/score` over the windows observed in
+        this validation."""
         metrics = {}
         for i, (square, lens) in enumerate(zip(self._square, self._lens)):
             if square.update_count:
                 metrics[f"{RESIDUAL_RMS}{i}"] = square.compute().sqrt().item()
                 metrics[f"{LOGIT_LENS}{i}"] = lens.compute().item()
+        if self._position_windows:
+            metrics[IN_CONTEXT_SCORE] = in_context_score(self.loss_by_position())
         return metrics
+
+    def loss_by_position(self) -> torch.Tensor:
+        """(T,) the loss at each position of the windows observed in this validation."""
+        return torch.stack(self._position_loss).sum(dim=0) / self._position_windows
 
     @torch.no_grad()
     def draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -127,8 +163,14 @@ class TransformerObserver(PeriodicSampler):
         pl_module.eval()
         try:
             trace = pl_module.gpt.trace(self._probe_ids.to(pl_module.device), attention=True)
+            repeated = pl_module.gpt.trace(self._repeated.to(pl_module.device), attention=True).attention
         finally:
             pl_module.train(was_training)
+        length = self._repeated.size(1) // 2
+        for i, weights in enumerate(repeated):
+            if weights is not None:
+                for j, score in enumerate(induction_scores(weights, length).tolist()):
+                    metrics[f"{INDUCTION_SCORE}{i}/head_{j}"] = score
         chars = [_label(c) for c in pl_module.tokenizer.decode(self._probe_ids[0].tolist())]
         for i, weights in enumerate(trace.attention):
             if weights is None:  # attention switched off in this block
@@ -139,6 +181,9 @@ class TransformerObserver(PeriodicSampler):
             if self.attention_maps and isinstance(trainer.logger, TensorBoardLogger):
                 figure = attention_figure(weights, chars, f"layer {i}, step {trainer.global_step}")
                 trainer.logger.experiment.add_figure(f"{ATTENTION}{i}", figure, trainer.global_step)
+        if self._position_windows and isinstance(trainer.logger, TensorBoardLogger):
+            figure = loss_by_position_figure(self.loss_by_position(), f"step {trainer.global_step}")
+            trainer.logger.experiment.add_figure(IN_CONTEXT_LOSS_BY_POSITION, figure, trainer.global_step)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
@@ -176,6 +221,23 @@ def attention_figure(weights: torch.Tensor, chars: list[str], title: str) -> Fig
         ax.set_yticks([])
         fig.text(0.5, 0.02, "probe: " + "".join(chars), ha="center", fontsize=6, family="monospace")
     fig.suptitle(f"attention, {title} (rows: queries, columns: keys)", fontsize=9)
+    return fig
+
+
+def loss_by_position_figure(losses: torch.Tensor, title: str) -> Figure:
+    """Validation loss against position in the context (log x), with the in-context score's two bands shaded."""
+    fig = Figure(figsize=(5.0, 3.0), dpi=80)  # small and plain: it is drawn at every validation
+    ax = fig.add_axes((0.13, 0.16, 0.83, 0.7))
+    positions = torch.arange(1, losses.numel() + 1)
+    for band, colour in zip(in_context_positions(losses.numel()), ("tab:blue", "tab:orange")):
+        ax.axvspan(band.start + 1, band.stop, color=colour, alpha=0.15)
+    ax.plot(positions, losses, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("position in the context")
+    ax.set_ylabel("validation loss")
+    score = in_context_score(losses)
+    ax.set_title(f"loss by position, {title}: in-context score {score:+.3f} (late - early band)", fontsize=8)
     return fig
 
 

@@ -10,6 +10,9 @@ from callbacks import DiffusionObserver, TransformerObserver, UpdateRatioLogger
 from callbacks.tags import (
     ATTENTION,
     ATTENTION_ENTROPY,
+    IN_CONTEXT_LOSS_BY_POSITION,
+    IN_CONTEXT_SCORE,
+    INDUCTION_SCORE,
     LOGIT_LENS,
     OBSERVED,
     RESIDUAL_RMS,
@@ -59,7 +62,7 @@ def test_attention_output_rebuilt_from_the_traced_weights_equals_the_models(idx)
 def _observed(gpt: GPT, idx: torch.Tensor, windows: int | None = None) -> dict[str, float]:
     """The observer's measurements on one batch, for a model whose network is `gpt`."""
     observer = TransformerObserver(windows=windows)
-    model = SimpleNamespace(gpt=gpt, hparams=SimpleNamespace(block_size=16, n_layer=3))
+    model = SimpleNamespace(gpt=gpt, hparams=SimpleNamespace(block_size=16, n_layer=3, vocab_size=gpt.config.vocab_size))
     observer.setup(SimpleNamespace(datamodule=SimpleNamespace(val_data=idx[0])), model, "fit")
     trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True)
     observer.on_validation_batch_end(trainer, model, None, (idx, idx.roll(-1, dims=1)), 0)
@@ -153,6 +156,8 @@ def test_a_gpt_run_logs_the_observations_only_when_asked(tmp_path, repetitive_te
         for i in range(2):
             assert {f"{ATTENTION}{i}", f"{RESIDUAL_RMS}{i}", f"{LOGIT_LENS}{i}", f"{UPDATE_RATIO}blocks.{i}"} <= log.tags
             assert {f"{ATTENTION_ENTROPY}{i}/head_{j}" for j in range(2)} <= log.tags
+            assert {f"{INDUCTION_SCORE}{i}/head_{j}" for j in range(2)} <= log.tags
+        assert {IN_CONTEXT_SCORE, IN_CONTEXT_LOSS_BY_POSITION} <= log.tags
         # Over the same (all) validation batches, the last block's logit lens is the validation loss.
         assert log.last(f"{LOGIT_LENS}1") == pytest.approx(log.last("val_loss"), abs=1e-5)
     else:
