@@ -6,7 +6,9 @@ one. The layout follows Ho et al. 2020 (itself after PixelCNN++) without the att
 as a skip connection, and the way up concatenates it back in.
 """
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -237,3 +239,53 @@ def _check_unet(
         raise UserInputError(f"dropout must be in [0, 1), got {dropout}.")
     if num_classes < 0:
         raise UserInputError(f"num_classes must be 0 (unconditional) or more, got {num_classes}.")
+
+
+def switchable_parts(unet: UNet) -> list[str]:
+    """The parts `switch_off` can knock out of this U-Net: its time embedding (if it has one) and each level's skip."""
+    time_emb = ["time_emb"] if unet.time_mlp is not None else []
+    return time_emb + [f"skip_{level}" for level in range(len(unet.down_blocks))]
+
+
+@contextlib.contextmanager
+def switch_off(unet: UNet, part: str, band: tuple[int, int]) -> Iterator[None]:
+    """Zero one part of a trained U-Net for the samples whose timestep t is in band = [t_lo, t_hi), while the
+    context lasts: which part the network needs at which noise level, asked without retraining.
+
+    - `part="time_emb"`: the time embedding (time_mlp's output) is zeros; a conditional U-Net keeps its label's.
+    - `part=f"skip_{level}"`: the skip that level's up block concatenates is zeros (level 0: full resolution).
+    Forward hooks do it, so the forward pass stays the one above; they act per sample (t is (B,)) and are
+    removed on exit, error or not.
+    """
+    parts = switchable_parts(unet)
+    if part not in parts:
+        raise UserInputError(f"This U-Net has no part {part!r}: choose one of {', '.join(parts)}.")
+    t_lo, t_hi = band
+    if not 0 <= t_lo < t_hi:
+        raise UserInputError(f"A band is (t_lo, t_hi) with 0 <= t_lo < t_hi (t_hi excluded), got {tuple(band)}.")
+    in_band = torch.zeros(0, dtype=torch.bool)  # the current batch's samples with t in the band, set by read_t
+
+    def read_t(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        nonlocal in_band
+        t = args[1] if len(args) > 1 else kwargs["t"]
+        in_band = (t >= t_lo) & (t < t_hi)
+
+    def zeroed(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(in_band.view(-1, *[1] * (x.dim() - 1)), torch.zeros_like(x), x)
+
+    def zero_skip(module: nn.Module, args: tuple) -> tuple:
+        h, skip, t_emb = args
+        return h, zeroed(skip), t_emb
+
+    handles = [unet.register_forward_pre_hook(read_t, with_kwargs=True)]
+    try:
+        if part == "time_emb":
+            handles.append(unet.time_mlp.register_forward_hook(lambda module, args, out: zeroed(out)))
+        else:
+            level = int(part.removeprefix("skip_"))
+            up_block = unet.up_blocks[len(unet.up_blocks) - 1 - level]  # the way up runs the deepest level first
+            handles.append(up_block.register_forward_pre_hook(zero_skip))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
