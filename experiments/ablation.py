@@ -94,6 +94,21 @@ PRESETS = {
         curve="val_loss",
         args=("--trainer.val_check_interval", "250"),  # a validation curve, over the whole split each time
     ),
+    "induction": Preset(
+        "gpt2_mini",
+        CONFIGS["gpt2_mini"],
+        {
+            "attn_only_1l": ["--model.n_layer", "1", "--model.disable_mlp", "true"],
+            "attn_only_2l": ["--model.n_layer", "2", "--model.disable_mlp", "true"],
+            "baseline": [],
+        },
+        steps=800,
+        seeds=(1337, 1, 2),
+        curve="val_loss",
+        # Rotary embeddings: attention-only models learn positions from them far sooner than from learned vectors.
+        args=("--trainer.val_check_interval", "50", "--trainer.limit_val_batches", "8", "--model.dropout", "0.0",
+              "--model.learning_rate", "2e-3", "--model.pos_emb", "rope", "--data.block_size", "128"),  # fmt: skip
+    ),
 }
 DATA_ARG = {"gpt2_mini": "--data.data_path", "ddpm": "--data.data_dir"}
 # The original plan's training losses after 30 steps (GPT2Mini on its own text, on Apple MPS).

@@ -14,7 +14,7 @@ import pytest
 import generate
 import train
 from benchmarks import time_to_target
-from experiments import ablation, quality, scaling
+from experiments import ablation, induction, intervene, quality, scaling
 from experiments.runs import CONFIGS, config_args
 from tiny import REPO
 
@@ -23,6 +23,8 @@ PARSERS = {  # the module a `python -m` command runs -> a function that parses i
     "experiments.ablation": ablation.parse_args,
     "experiments.scaling": scaling.parse_args,
     "experiments.quality": quality.parse_args,
+    "experiments.intervene": intervene.parse_args,
+    "experiments.induction": induction.parse_args,
     "generate.py": generate.parse_args,
     "benchmarks.time_to_target": time_to_target.parse_args,
 }
