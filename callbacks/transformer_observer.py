@@ -233,6 +233,8 @@ def loss_by_position_figure(losses: torch.Tensor, title: str) -> Figure:
         ax.axvspan(band.start + 1, band.stop, color=colour, alpha=0.15)
     ax.plot(positions, losses, color="black", linewidth=1)
     ax.set_xscale("log")
+    ticks = [2**i for i in range(losses.numel().bit_length())]
+    ax.set_xticks(ticks, [str(tick) for tick in ticks])  # plain labels: drawing 10^k in mathtext is slow
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("position in the context")
     ax.set_ylabel("validation loss")

@@ -7,7 +7,8 @@ The preset trains attention-only models of one and two layers (`--model.disable_
 model, over seeds; their observers log the induction score of every head and the in-context score at every
 validation (`callbacks.TransformerObserver`). This reads the runs back (ablation.json, their TensorBoard logs
 and last.ckpt files) and, for each run:
-- finds the phase change: the validation interval over which the largest induction score rose most;
+- finds the phase change: the validation interval over which the largest induction score rose most, if
+  a head ever scored twice what even attention scores (otherwise none formed);
 - in the trained model, mean-ablates its `--top` heads with the highest induction scores together, and,
   for comparison, every other set of as many heads, on `--windows` validation windows of the same text,
   and reports what each does to the in-context score and the loss.
@@ -34,21 +35,23 @@ from experiments.intervene import ablate_head, evaluate, head_means, validation_
 from experiments.run_log import RunLog  # noqa: E402
 from lightning_modules import GPT2Mini  # noqa: E402
 from lightning_modules.transformer import GPT  # noqa: E402
-from metrics.induction import induction_scores, repeated_random_tokens  # noqa: E402
+from metrics.induction import induction_scores, repeated_random_tokens, uniform_induction_score  # noqa: E402
 
 
-def repeated_sequences(size: int = 1_000_000, shortest: int = 4, longest: int = 32, seed: int = 0) -> str:
-    """About `size` characters of lines that say a random string of lowercase letters twice (each string
-    `shortest` to `longest` long): the second half of every line is predictable only by copying from the
-    first, which is what an induction head does; the first half is not predictable at all."""
+def repeated_sequences(
+    size: int = 1_000_000, shortest: int = 4, longest: int = 16, times: int = 4, seed: int = 0
+) -> str:
+    """About `size` characters of lines that say a random string of lowercase letters `times` times (each
+    string `shortest` to `longest` long): every copy after the first is predictable only by copying from the
+    one before, which is what an induction head does; the first is not predictable at all."""
     generator = torch.Generator().manual_seed(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"
     lines, written = [], 0
     while written < size:
         length = int(torch.randint(shortest, longest + 1, (), generator=generator))
         word = "".join(letters[i] for i in torch.randint(0, len(letters), (length,), generator=generator).tolist())
-        lines.append(word + word)
-        written += 2 * length + 1
+        lines.append(word * times)
+        written += times * length + 1
     return "\n".join(lines) + "\n"
 
 
@@ -64,11 +67,12 @@ def curves(log_dir: str) -> dict[str, list]:
             "induction": largest}  # fmt: skip
 
 
-def phase_change(curve: dict[str, list]) -> dict | None:
+def phase_change(curve: dict[str, list], uniform: float) -> dict | None:
     """The validation interval over which the largest induction score rose most, with the in-context score's
-    change over it; None for a run with fewer than two validations or no attention."""
+    change over it; None where no head ever scored twice what even attention scores (`uniform`): no induction
+    head formed, and the largest rise is noise."""
     rises = [(b - a, i) for i, (a, b) in enumerate(itertools.pairwise(curve["induction"])) if a == a and b == b]
-    if not rises:
+    if not rises or max(curve["induction"]) < 2 * uniform:
         return None
     rise, i = max(rises)
     return {"from_step": curve["step"][i], "to_step": curve["step"][i + 1], "induction_rise": rise,
@@ -125,7 +129,9 @@ def analyse(folder: Path, windows: int, top: int) -> dict:
             checkpoint = Path(run["log_dir"]) / "checkpoints" / "last.ckpt"
             model = GPT2Mini.load_from_checkpoint(checkpoint, map_location="cpu").eval()
             curve = curves(run["log_dir"])
-            entry = {"seed": run["seed"], "curve": curve, "phase_change": phase_change(curve)}
+            uniform = uniform_induction_score(model.hparams.block_size // 2)
+            entry = {"seed": run["seed"], "curve": curve, "uniform_induction_score": uniform,
+                     "phase_change": phase_change(curve, uniform)}  # fmt: skip
             if not model.hparams.disable_attention:
                 entry |= ablate_heads(model, data_path(run["log_dir"]), windows, top)
             results.setdefault(name, []).append(entry)
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(repeated_sequences(), encoding="utf-8")
         print(
-            f"Wrote {path}: lines of a random string of 4 to 32 letters said twice ({path.stat().st_size:,} characters)."
+            f"Wrote {path}: lines of a random string of 4 to 16 letters said 4 times ({path.stat().st_size:,} characters)."
         )
         return
     folder = Path(args.folder)

@@ -72,20 +72,29 @@ def ablate_head(layer: int, head: int, mode: str, means: list[torch.Tensor | Non
     return Intervention(layer, "head", head, means[layer][head] if mode == "mean" else None)
 
 
-def gpt_interventions(gpt: GPT, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Every head ablated (zero and mean) and every sublayer zeroed, one at a time, on the windows (x, y)."""
-    config, means = gpt.config, head_means(gpt, x)
-    attending = [] if config.disable_attention else range(config.n_layer)
-    heads = [
+def gpt_interventions(
+    gpt: GPT, x: torch.Tensor, y: torch.Tensor, layers: list[int] | None = None, heads: list[int] | None = None
+) -> dict:
+    """Every head ablated (zero and mean) and every sublayer zeroed, one at a time, on the windows (x, y);
+    only in `layers` and only `heads` where given."""
+    config = gpt.config
+    layers = list(range(config.n_layer)) if layers is None else layers
+    heads = list(range(config.n_head)) if heads is None else heads
+    for layer in layers:
+        gpt.check_intervention(Intervention(layer, "block"))
+    for head in heads if not config.disable_attention else []:
+        gpt.check_intervention(Intervention(0, "head", head))
+    means = head_means(gpt, x)
+    ablated_heads = [
         {"layer": layer, "head": head, "mode": mode, **evaluate(gpt, x, y, [ablate_head(layer, head, mode, means)])}
-        for layer in attending
-        for head in range(config.n_head)
+        for layer in ([] if config.disable_attention else layers)
+        for head in heads
         for mode in MODES
     ]
     parts = [part for part, off in (("attn", config.disable_attention), ("mlp", config.disable_mlp)) if not off]
     sublayers = [
         {"layer": layer, "part": part, **evaluate(gpt, x, y, [Intervention(layer, part)])}
-        for layer in range(config.n_layer)
+        for layer in layers
         for part in parts
     ]
     early, late = in_context_positions(x.size(1))
@@ -95,7 +104,7 @@ def gpt_interventions(gpt: GPT, x: torch.Tensor, y: torch.Tensor) -> dict:
         "block_size": x.size(1),
         "positions": {"early": [early.start, early.stop], "late": [late.start, late.stop]},
         "baseline": evaluate(gpt, x, y),
-        "heads": heads,
+        "heads": ablated_heads,
         "sublayers": sublayers,
     }
 
@@ -169,6 +178,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", help="GPT: the text file it was trained on (default: the lab notes); "
                                        "DDPM: the folder holding MNIST/raw/ (default: data)")  # fmt: skip
     parser.add_argument("--windows", type=int, default=64, help="GPT: validation windows to measure on")
+    parser.add_argument("--layers", type=int, nargs="+", help="GPT: only these layers (default: all)")
+    parser.add_argument("--heads", type=int, nargs="+", help="GPT: only these heads of each layer (default: all)")
     parser.add_argument("--num_samples", type=int, default=256,
                         help="DDPM: samples per intervention (the judge's features are 128 wide: keep well above)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=20, help="DDPM: DDIM steps per sample")
@@ -209,7 +220,7 @@ def run(args: argparse.Namespace) -> dict:
             )
         model = GPT2Mini.load_from_checkpoint(args.checkpoint, map_location="cpu").eval()
         x, y = validation_windows(model, args.data, args.windows)
-        result = gpt_interventions(model.gpt, x, y)
+        result = gpt_interventions(model.gpt, x, y, args.layers, args.heads)
     else:
         if args.data is not None and not data_is_folder:
             raise UserInputError(

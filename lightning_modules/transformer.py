@@ -436,9 +436,7 @@ class GPT(nn.Module):
         """
         return self.lm_head(self.ln_f(x))
 
-    def trace(
-        self, idx: torch.Tensor, attention: bool = False, interventions: Sequence[Intervention] = ()
-    ) -> Trace:
+    def trace(self, idx: torch.Tensor, attention: bool = False, interventions: Sequence[Intervention] = ()) -> Trace:
         """One forward pass that keeps what it computed along the way: the hidden state after every block,
         every head's output, the logits, and with `attention` every block's attention weights.
 
@@ -461,7 +459,7 @@ class GPT(nn.Module):
 
     def _hook(self, edit: Intervention) -> RemovableHandle:
         """Register the forward hook that makes `edit` (see `Intervention`)."""
-        self._check(edit)
+        self.check_intervention(edit)
         block = self.blocks[edit.layer]
         if edit.part == "head":
             head_size = self.config.n_embd // self.config.n_head
@@ -481,8 +479,8 @@ class GPT(nn.Module):
 
         return {"attn": block.attn, "mlp": block.mlp, "block": block}[edit.part].register_forward_hook(replace_output)
 
-    def _check(self, edit: Intervention) -> None:
-        """A part the network does not have gets one line that says which it has."""
+    def check_intervention(self, edit: Intervention) -> None:
+        """A part the network does not have gets one line (a `UserInputError`) that says which it has."""
         c = self.config
         if edit.part not in get_args(InterventionPart):
             shown = ", ".join(map(repr, get_args(InterventionPart)))

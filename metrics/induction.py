@@ -34,6 +34,12 @@ def induction_scores(attention: torch.Tensor, length: int) -> torch.Tensor:
     return attention[:, :, t, t - length + 1].mean(dim=(0, 2))
 
 
+def uniform_induction_score(length: int) -> float:
+    """The induction score of a head that spreads its attention evenly over the positions it may see: the mean
+    of 1 / (t + 1) over the second copy, t = length ... 2 * length - 1 (about ln 2 / length)."""
+    return sum(1 / (t + 1) for t in range(length, 2 * length)) / length
+
+
 def in_context_positions(block_size: int) -> tuple[range, range]:
     """The early and late positions the in-context score compares: positions [T/16, T/8) and [7T/8, T) of a
     context of T = `block_size` (16-31 and 224-255 at block 256; 4-7 and 56-63 at block 64).

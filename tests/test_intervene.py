@@ -43,6 +43,8 @@ def test_every_head_and_sublayer_of_an_old_gpt_checkpoint_is_ablated_and_reporte
         ([str(OLD / "missing.ckpt")], "does not exist"),
         ([str(WEIGHTS)], "is a MNISTClassifier checkpoint; interventions take a GPT2Mini or a DDPM one."),
         ([str(OLD / "gpt_format2.ckpt"), "--data", str(REPO / "README.md")], "is not the text this checkpoint was"),
+        ([str(OLD / "gpt_format2.ckpt"), "--data", TINY_TEXT, "--layers", "1"], "Layer 1 does not exist: the model has 1 (0 to 0)."),
+        ([str(OLD / "gpt_format2.ckpt"), "--data", TINY_TEXT, "--heads", "0", "2"], "Head 2 does not exist: each layer has 2 (0 to 1)."),
     ],
 )
 def test_a_wrong_checkpoint_or_data_gets_one_line(tmp_path, argv, message):
@@ -59,9 +61,10 @@ def test_the_induction_analysis_says_to_run_the_preset_first(tmp_path):
 
 def test_the_phase_change_is_the_largest_rise_of_the_induction_score():
     curve = {"step": [0, 50, 100, 150], "induction": [0.05, 0.1, 0.6, 0.65], "in_context": [0.0, -0.1, -0.5, -0.5]}
-    assert induction.phase_change(curve) == {"from_step": 50, "to_step": 100, "induction_rise": pytest.approx(0.5),
-                                             "in_context_change": pytest.approx(-0.4)}  # fmt: skip
-    assert induction.phase_change({**curve, "induction": [float("nan")] * 4}) is None
+    assert induction.phase_change(curve, 0.05) == {"from_step": 50, "to_step": 100, "induction_rise": pytest.approx(0.5),
+                                                   "in_context_change": pytest.approx(-0.4)}  # fmt: skip
+    assert induction.phase_change(curve, uniform=0.4) is None  # never twice what even attention scores: none formed
+    assert induction.phase_change({**curve, "induction": [float("nan")] * 4}, 0.05) is None
 
 
 @pytest.mark.slow
@@ -83,11 +86,11 @@ def test_the_induction_preset_trains_and_the_analysis_ablates_the_top_heads(tmp_
     assert "| attn_only_2l | 0 | 2-4 |" in (out / "induction.md").read_text()
 
 
-def test_the_repeated_strings_corpus_says_each_random_string_twice(tmp_path):
+def test_the_repeated_strings_corpus_says_each_random_string_four_times(tmp_path):
     path = tmp_path / "repeats.txt"
     induction.main(["--write_corpus", str(path)])
     lines = path.read_text().splitlines()
     assert len(path.read_text()) >= 1_000_000 and len(set(lines)) > 0.99 * len(lines)
     for line in lines[:500]:
-        half = len(line) // 2
-        assert line[:half] == line[half:] and 4 <= half <= 32 and line.isalpha() and line.islower()
+        quarter = len(line) // 4
+        assert line == line[:quarter] * 4 and 4 <= quarter <= 16 and line.isalpha() and line.islower()

@@ -7,7 +7,8 @@ import torch
 
 from errors import UserInputError
 from lightning_modules.transformer import Intervention
-from metrics.induction import in_context_positions, in_context_score, induction_scores, repeated_random_tokens
+from metrics.induction import (in_context_positions, in_context_score, induction_scores, repeated_random_tokens,
+                               uniform_induction_score)  # fmt: skip
 from tiny import CHARS, tiny_network
 
 
@@ -125,6 +126,7 @@ def test_an_induction_head_scores_one_and_even_attention_one_over_the_position()
     scores = induction_scores(weights, length)
     expected_even = torch.tensor([1 / (t + 1) for t in range(length, T)]).mean()
     torch.testing.assert_close(scores, torch.stack([torch.tensor(1.0), expected_even]))
+    assert uniform_induction_score(length) == pytest.approx(expected_even.item())
 
 
 def test_repeated_random_tokens_repeat_and_stay_the_same():
