@@ -68,7 +68,8 @@ class TransformerObserver(PeriodicSampler):
     - `induction_score/layer_{i}/head_{j}`: the attention each head pays, in the second copy, to the token
       after the same token's first occurrence (Olsson et al., 2022): near 1 for an induction head.
 
-    Only rank zero observes, never during the sanity check; `attention_maps: false` leaves out the figures.
+    Only rank zero observes, never during the sanity check; `attention_maps: false` leaves out the figures
+    (the attention maps and the loss by position).
     """
 
     def __init__(
@@ -181,7 +182,7 @@ class TransformerObserver(PeriodicSampler):
             if self.attention_maps and isinstance(trainer.logger, TensorBoardLogger):
                 figure = attention_figure(weights, chars, f"layer {i}, step {trainer.global_step}")
                 trainer.logger.experiment.add_figure(f"{ATTENTION}{i}", figure, trainer.global_step)
-        if self._position_windows and isinstance(trainer.logger, TensorBoardLogger):
+        if self.attention_maps and self._position_windows and isinstance(trainer.logger, TensorBoardLogger):
             figure = loss_by_position_figure(self.loss_by_position(), f"step {trainer.global_step}")
             trainer.logger.experiment.add_figure(IN_CONTEXT_LOSS_BY_POSITION, figure, trainer.global_step)
         for logger in trainer.loggers:

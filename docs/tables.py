@@ -361,6 +361,89 @@ def time_to_target() -> str:
                   "step time (median)"], rows)  # fmt: skip
 
 
+# ---- interventions and induction heads --------------------------------------------------------------------
+
+
+def _mean_sd(values: list[float], digits: int = 3, sign: str = "") -> str:
+    mean = f"{statistics.fmean(values):{sign}.{digits}f}"
+    return f"{mean} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else mean
+
+
+INDUCTION_RUNS = {"tiny Shakespeare": "induction_shakespeare.json",
+                  "random strings said 4 times": "induction_repeats.json"}  # fmt: skip
+INDUCTION_VARIANTS = {"attn_only_1l": "1 layer, attention only", "attn_only_2l": "2 layers, attention only",
+                      "baseline": "4 layers with MLPs (the default model)"}  # fmt: skip
+
+
+def induction_formation() -> str:
+    rows = []
+    for corpus, file in INDUCTION_RUNS.items():
+        for name, runs in load(file)["variants"].items():
+            changes = [run["phase_change"] for run in runs]
+            when = ", ".join(f"{c['from_step']}-{c['to_step']}" if c else "none" for c in changes)
+            highest = _mean_sd([max(run["curve"]["induction"]) for run in runs], 3)
+            at_end = _mean_sd([run["curve"]["induction"][-1] for run in runs], 3)
+            uniform = f"{runs[0]['uniform_induction_score']:.3f}"
+            rows.append([corpus, INDUCTION_VARIANTS.get(name, name), str(len(runs)), when, uniform, highest, at_end,
+                         _mean_sd([run["curve"]["in_context"][-1] for run in runs], 3, "+"),
+                         _mean_sd([run["curve"]["val_loss"][-1] for run in runs], 3)])  # fmt: skip
+    return table(["corpus", "model", "seeds", "phase change: largest rise of the top induction score (steps, per seed)",
+                  "induction score of even attention", "top induction score, highest", "top induction score, at the end",
+                  "in-context score, at the end", "validation loss, at the end"], rows)  # fmt: skip
+
+
+def induction_ablation() -> str:
+    rows = []
+    for corpus, file in INDUCTION_RUNS.items():
+        result = load(file)
+        for name, runs in result["variants"].items():
+            runs = [run for run in runs if "intact" in run and run["ablate_others_mean"]]
+            if not runs:
+                continue
+            score = {key: [run[key]["in_context_score"] for run in runs] for key in ("intact", "ablate_top")}
+            score["others"] = [run["ablate_others_mean"]["in_context_score"] for run in runs]
+            loss = {key: [run[key]["val_loss"] for run in runs] for key in ("intact", "ablate_top")}
+            loss["others"] = [run["ablate_others_mean"]["val_loss"] for run in runs]
+            heads = "; ".join(", ".join(f"L{layer}H{head}" for layer, head in run["top_heads"]) for run in runs)
+            rows.append([corpus, INDUCTION_VARIANTS.get(name, name), heads] +
+                        [_mean_sd(score[key], 3, "+") for key in ("intact", "ablate_top", "others")] +
+                        [_mean_sd(loss[key], 3) for key in ("intact", "ablate_top", "others")])  # fmt: skip
+    top = result["top"]
+    return table(["corpus", "model", f"its top {top} induction heads (per seed)", "in-context score, intact",
+                  f"top {top} ablated", f"{top} other heads ablated (mean of every set)", "loss, intact",
+                  f"top {top} ablated", f"{top} others ablated"], rows)  # fmt: skip
+
+
+def intervene_gpt() -> str:
+    result = load("intervene_gpt.json")
+    base = result["baseline"]
+    rows = [["nothing", "", f"{base['val_loss']:.3f}", f"{base['in_context_score']:+.3f}"]]
+    for r in result["sublayers"]:
+        rows.append([f"block {r['layer']}'s {'attention' if r['part'] == 'attn' else 'MLP'} zeroed", "",
+                     f"{r['val_loss']:.3f}", f"{r['in_context_score']:+.3f}"])  # fmt: skip
+    mean_ablated = sorted((r for r in result["heads"] if r["mode"] == "mean"), key=lambda r: -r["val_loss"])
+    zero_ablated = {(r["layer"], r["head"]): r for r in result["heads"] if r["mode"] == "zero"}
+    for r in mean_ablated[:3]:
+        zeroed = zero_ablated[r["layer"], r["head"]]
+        rows.append([f"layer {r['layer']}, head {r['head']} ablated", "mean / zero",
+                     f"{r['val_loss']:.3f} / {zeroed['val_loss']:.3f}",
+                     f"{r['in_context_score']:+.3f} / {zeroed['in_context_score']:+.3f}"])  # fmt: skip
+    return table(["intervention", "how", f"validation loss ({result['windows']} windows)", "in-context score"], rows)
+
+
+def intervene_ddpm() -> str:
+    result = load("intervene_ddpm.json")
+    bands = sorted({tuple(r["band"]) for r in result["interventions"]})
+    base = result["baseline"]
+    rows = [["nothing", *[f"{_fid(base['fid'])} / {base['confidence']:.2f}"] * len(bands)]]
+    parts = dict.fromkeys(r["part"] for r in result["interventions"])
+    for part in parts:
+        cells = {tuple(r["band"]): r for r in result["interventions"] if r["part"] == part}
+        label = "time embedding off" if part == "time_emb" else f"skip of level {part.removeprefix('skip_')} off"
+        rows.append([label, *[f"{_fid(cells[b]['fid'])} / {cells[b]['confidence']:.2f}" for b in bands]])
+    return table(["switched off while sampling"] + [f"t in [{lo}, {hi})" for lo, hi in bands], rows)
+
+
 def _mb(result: dict, unit: bool = True) -> str:
     return f"{result['peak_rss_mb']:,.0f}" + (" MB" if unit else "")
 
@@ -390,6 +473,10 @@ TABLES: dict[str, Callable[[], str]] = {
         guidance,
         benchmarks,
         time_to_target,
+        induction_formation,
+        induction_ablation,
+        intervene_gpt,
+        intervene_ddpm,
         test_suite,
     )  # fmt: skip
 }

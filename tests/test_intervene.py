@@ -15,7 +15,11 @@ OLD = REPO / "tests" / "old_checkpoints"
 TINY_TEXT = str(OLD / "tiny.txt")
 
 
-@pytest.mark.parametrize("checkpoint", ["gpt_unstamped.ckpt", "gpt_format1.ckpt", "gpt_format2.ckpt"])
+@pytest.mark.parametrize(
+    "checkpoint",
+    [pytest.param("gpt_unstamped.ckpt", marks=pytest.mark.slow), pytest.param("gpt_format1.ckpt", marks=pytest.mark.slow),
+     "gpt_format2.ckpt"],
+)  # fmt: skip
 def test_every_head_and_sublayer_of_an_old_gpt_checkpoint_is_ablated_and_reported(tmp_path, checkpoint):
     out = tmp_path / "out"
     intervene.main([str(OLD / checkpoint), "--data", TINY_TEXT, "--windows", "4", "--out", str(out)])
@@ -83,7 +87,9 @@ def test_the_induction_preset_trains_and_the_analysis_ablates_the_top_heads(tmp_
     assert two["top_heads"] == [[best // 2, best % 2]] and two["others_sets"] == 3
     assert two["ablate_top"]["in_context_score"] != two["intact"]["in_context_score"]
     assert (out / "induction.png").stat().st_size > 10_000
-    assert "| attn_only_2l | 0 | 2-4 |" in (out / "induction.md").read_text()
+    uniform = two["uniform_induction_score"]  # 4 steps form no induction head: no phase change is named
+    assert max(two["curve"]["induction"]) < 2 * uniform and two["phase_change"] is None
+    assert "| attn_only_2l | 0 | n/a |" in (out / "induction.md").read_text()
 
 
 def test_the_repeated_strings_corpus_says_each_random_string_four_times(tmp_path):
