@@ -10,8 +10,8 @@ A preset is a model, its config and a list of variants: `gpt2_mini` and `ddpm` s
 settings (2000 steps, three seeds each by default); `induction` trains attention-only models of one and two
 layers and the default model, three seeds each, for `experiments.induction` to read. `--model` is another
 name for `--preset`. DDPM variants are also scored on their samples (`--quality_samples`, see
-`experiments.quality`): their losses do not compare across noise schedules, their samples do. Arguments after the known ones go to train.py
-for every variant (e.g. `--model.n_layer 2`). Writes into --out:
+`experiments.quality`): their losses do not compare across noise schedules, their samples do. Arguments
+after the known ones go to train.py for every variant (e.g. `--model.n_layer 2`). Writes into --out:
 `ablation.json`, `ablation.md` (a table, and a note per variant on what its observers saw), `ablation.png`
 (loss curves, the mean over seeds), `ablation_inside.png` (GPT2Mini: residual RMS and logit-lens loss by
 block; DDPM: validation loss by noise level, a line per variant) and `ablation_attention.png` (the last
