@@ -1,5 +1,6 @@
 """Looks inside GPT2Mini at every validation: attention maps, the residual stream, and the logit lens."""
 
+import math
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
@@ -22,8 +23,7 @@ from callbacks.tags import (
     RESIDUAL_RMS,
 )
 from errors import UserInputError
-from metrics.induction import (in_context_positions, in_context_score, induction_scores, loss_by_position,
-                               repeated_random_tokens)  # fmt: skip
+from metrics.induction import head_induction_scores, in_context_positions, in_context_score, loss_by_position
 
 if TYPE_CHECKING:
     from lightning_modules.transformer import Trace
@@ -93,7 +93,6 @@ class TransformerObserver(PeriodicSampler):
         self._seen = 0  # windows observed in this validation
         self.attention_maps = attention_maps
         self._probe_ids: torch.Tensor | None = None
-        self._repeated: torch.Tensor | None = None  # the induction batch
         self._square: list[MeanMetric] = []  # per block: the mean square of the residual stream
         self._lens: list[MeanMetric] = []
         self._position_loss: list[torch.Tensor] = []  # per batch of windows: (T,) the loss at each position, summed
@@ -109,8 +108,6 @@ class TransformerObserver(PeriodicSampler):
         else:
             ids = trainer.datamodule.val_data[: self.probe_length].tolist()
         self._probe_ids = torch.tensor([ids[: pl_module.hparams.block_size]])
-        vocab_size, block_size = pl_module.hparams.vocab_size, pl_module.hparams.block_size
-        self._repeated = repeated_random_tokens(vocab_size, block_size // 2, self.induction_batch)
         n_layer = pl_module.hparams.n_layer
         self._square = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]  # rank zero alone: no all-gather
         self._lens = [MeanMetric(sync_on_compute=False) for _ in range(n_layer)]
@@ -164,14 +161,12 @@ class TransformerObserver(PeriodicSampler):
         pl_module.eval()
         try:
             trace = pl_module.gpt.trace(self._probe_ids.to(pl_module.device), attention=True)
-            repeated = pl_module.gpt.trace(self._repeated.to(pl_module.device), attention=True).attention
+            hp = pl_module.hparams
+            induction = head_induction_scores(pl_module.gpt, hp.vocab_size, hp.block_size // 2, self.induction_batch)
         finally:
             pl_module.train(was_training)
-        length = self._repeated.size(1) // 2
-        for i, weights in enumerate(repeated):
-            if weights is not None:
-                for j, score in enumerate(induction_scores(weights, length).tolist()):
-                    metrics[f"{INDUCTION_SCORE}{i}/head_{j}"] = score
+        for i, layer in enumerate(induction.tolist()):
+            metrics |= {f"{INDUCTION_SCORE}{i}/head_{j}": score for j, score in enumerate(layer) if not math.isnan(score)}
         chars = [_label(c) for c in pl_module.tokenizer.decode(self._probe_ids[0].tolist())]
         for i, weights in enumerate(trace.attention):
             if weights is None:  # attention switched off in this block

@@ -34,8 +34,7 @@ from errors import UserInputError  # noqa: E402
 from experiments.intervene import ablate_head, evaluate, head_means, validation_windows  # noqa: E402
 from experiments.run_log import RunLog  # noqa: E402
 from lightning_modules import GPT2Mini  # noqa: E402
-from lightning_modules.transformer import GPT  # noqa: E402
-from metrics.induction import induction_scores, repeated_random_tokens, uniform_induction_score  # noqa: E402
+from metrics.induction import head_induction_scores, uniform_induction_score  # noqa: E402
 
 
 def repeated_sequences(
@@ -59,9 +58,8 @@ def curves(log_dir: str) -> dict[str, list]:
     """Per validation: the step, the validation loss, the in-context score and the largest induction score."""
     log = RunLog(log_dir)
     steps, val_loss = log.scalars("val_loss")
-    heads = [log.scalars(tag) for tag in sorted(log.scalar_tags) if tag.startswith(INDUCTION_SCORE)]
-    largest = [max(dict(zip(*head)).get(step, float("nan")) for head in heads) if heads else float("nan")
-               for step in steps]  # fmt: skip
+    heads = [dict(zip(*log.scalars(tag))) for tag in log.scalar_tags if tag.startswith(INDUCTION_SCORE)]
+    largest = [max(head.get(step, float("nan")) for head in heads) if heads else float("nan") for step in steps]
     in_context = dict(zip(*log.scalars(IN_CONTEXT_SCORE))) if IN_CONTEXT_SCORE in log.scalar_tags else {}
     return {"step": steps, "val_loss": val_loss, "in_context": [in_context.get(s, float("nan")) for s in steps],
             "induction": largest}  # fmt: skip
@@ -79,20 +77,11 @@ def phase_change(curve: dict[str, list], uniform: float) -> dict | None:
             "in_context_change": curve["in_context"][i + 1] - curve["in_context"][i]}  # fmt: skip
 
 
-@torch.no_grad()
-def head_induction_scores(gpt: GPT, batch: int = 8) -> torch.Tensor:
-    """(n_layer, n_head) induction scores on the observer's repeated random tokens (NaN where no attention)."""
-    length = gpt.config.block_size // 2
-    attention = gpt.trace(repeated_random_tokens(gpt.config.vocab_size, length, batch), attention=True).attention
-    nan = torch.full((gpt.config.n_head,), float("nan"))
-    return torch.stack([nan if w is None else induction_scores(w, length) for w in attention])
-
-
 def ablate_heads(model: GPT2Mini, data: str | None, windows: int, top: int) -> dict:
     """Mean-ablate the `top` heads with the highest induction scores together, then every other set of `top`
     heads; their in-context scores and losses against the intact model's."""
     gpt = model.gpt
-    scores = head_induction_scores(gpt)
+    scores = head_induction_scores(gpt, gpt.config.vocab_size, gpt.config.block_size // 2)
     x, y = validation_windows(model, data, windows)
     means = head_means(gpt, x)
     ranked = sorted(map(tuple, (~scores.isnan()).nonzero().tolist()), key=lambda lh: -scores[lh].item())

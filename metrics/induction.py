@@ -6,8 +6,13 @@ it, then one that looks for the mark), and when it forms, the model suddenly pre
 context better than early ones: in-context learning. These two numbers show both, on any trained GPT.
 """
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from lightning_modules.transformer import GPT
 
 
 def repeated_random_tokens(vocab_size: int, length: int, batch: int = 8, seed: int = 0) -> torch.Tensor:
@@ -32,6 +37,16 @@ def induction_scores(attention: torch.Tensor, length: int) -> torch.Tensor:
     """
     t = torch.arange(length, attention.size(-1), device=attention.device)
     return attention[:, :, t, t - length + 1].mean(dim=(0, 2))
+
+
+@torch.no_grad()
+def head_induction_scores(gpt: "GPT", vocab_size: int, length: int, batch: int = 8) -> torch.Tensor:
+    """(n_layer, n_head) induction scores of `gpt` on `batch` fixed `repeated_random_tokens` of `length` (NaN in a
+    layer without attention): what the observer logs at every validation and `experiments.induction` ranks."""
+    idx = repeated_random_tokens(vocab_size, length, batch).to(next(gpt.parameters()).device)
+    no_attention = torch.full((gpt.config.n_head,), float("nan"))
+    attention = gpt.trace(idx, attention=True).attention
+    return torch.stack([no_attention if w is None else induction_scores(w, length).cpu() for w in attention])
 
 
 def uniform_induction_score(length: int) -> float:
